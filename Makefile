@@ -1,0 +1,41 @@
+# The two entry points of a fresh machine: `make run` (the whole build) and `make test`.
+# Both create .venv from the committed lock file first; only Python 3.11 is needed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := false
+export KERAS_BACKEND ?= jax
+export PYTHONHASHSEED := 0
+
+.PHONY: run test install repro push bench clean-venv
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync -q -p $(BIN)/python requirements.lock
+	$(BIN)/uv pip install -q -p $(BIN)/python --no-deps -e .
+	touch $@
+
+repro: install
+	$(BIN)/dvc repro
+
+push: install
+	$(BIN)/dvc push
+
+run: repro push
+	@$(BIN)/python -m lstmops.summary
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/bench_generate.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,176 @@
+"""Typed, frozen settings parsed once from ``params.yaml``.
+
+Library code receives these objects; it never opens ``params.yaml`` itself. Any
+problem is reported as a one-line :class:`ConfigError` that names the offending key.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A settings problem, worded as one line that names the ``params.yaml`` key."""
+
+
+class Frozen(BaseModel):
+    """Base for settings objects: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DriftStep(Frozen):
+    """One scheduled change of a process: sudden at ``start``, or gradual to ``end``.
+
+    A gradual step applies to a share of the generated sequences that rises linearly
+    from 0 at ``start`` to 1 at ``end``; a sudden step applies to all from ``start``.
+    """
+
+    kind: Literal["sudden", "gradual"]
+    start: date
+    end: date | None = None
+    set: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _check_dates(self) -> "DriftStep":
+        if self.kind == "gradual" and (self.end is None or self.end <= self.start):
+            raise ValueError("a gradual step needs an 'end' date after 'start'")
+        if self.kind == "sudden" and self.end is not None:
+            raise ValueError("a sudden step takes no 'end' date")
+        if not self.set:
+            raise ValueError("'set' must change at least one process parameter")
+        return self
+
+    def share(self, as_of: date) -> float:
+        """Share of sequences generated at ``as_of`` that follow this step (0..1)."""
+        if as_of < self.start:
+            return 0.0
+        if self.kind == "sudden" or as_of >= self.end:  # type: ignore[operator]
+            return 1.0
+        total = (self.end - self.start).days  # type: ignore[operator]
+        return (as_of - self.start).days / total
+
+
+class Sizes(Frozen):
+    """Number of sequences generated per split."""
+
+    train: PositiveInt
+    validation: PositiveInt
+    test: PositiveInt
+
+
+class ProblemSettings(Frozen):
+    """Everything about one problem: its process, split sizes, drift and architecture."""
+
+    architecture: str
+    process: BaseModel
+    sizes: Sizes
+    drift: tuple[DriftStep, ...] = ()
+
+
+class PrepareSettings(Frozen):
+    """How fitted transformers treat inputs outside what they were fitted on."""
+
+    out_of_range: Literal["clip", "reject"] = "reject"
+
+
+class Settings(Frozen):
+    """The whole of ``params.yaml``."""
+
+    seed: int
+    as_of: date
+    problems: dict[str, ProblemSettings]
+    prepare: PrepareSettings = PrepareSettings()
+    extra: dict[str, Any] = {}
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if part not in ("function-after",))
+
+
+def _first_error(err: ValidationError, prefix: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(x for x in (prefix, _loc(first["loc"])) if x)
+    message = first["msg"].removeprefix("Value error, ")
+    return f"params.yaml: {where}: {message}"
+
+
+def _parse_problem(name: str, raw: Any) -> ProblemSettings:
+    from lstmops.problems import PROBLEMS
+
+    key = f"problems.{name}"
+    if name not in PROBLEMS:
+        known = ", ".join(sorted(PROBLEMS))
+        raise ConfigError(f"params.yaml: {key}: unknown problem (known: {known})")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params.yaml: {key}: must be a mapping")
+    model = PROBLEMS[name].Params
+    try:
+        process = model.model_validate(raw.get("process") or {})
+    except ValidationError as err:
+        raise ConfigError(_first_error(err, f"{key}.process")) from None
+    try:
+        settings = ProblemSettings.model_validate({**raw, "process": process})
+    except ValidationError as err:
+        raise ConfigError(_first_error(err, key)) from None
+    _check_drift(key, model, process, settings.drift)
+    return settings
+
+
+def _check_drift(key: str, model: type[BaseModel], process: BaseModel, drift: tuple[DriftStep, ...]) -> None:
+    """Every drift step must name real parameters and keep the process valid."""
+    current = process.model_dump()
+    for i, step in enumerate(drift):
+        unknown = sorted(set(step.set) - set(model.model_fields))
+        if unknown:
+            raise ConfigError(f"params.yaml: {key}.drift.{i}.set.{unknown[0]}: not a parameter of this process")
+        current = {**current, **step.set}
+        try:
+            model.model_validate(current)
+        except ValidationError as err:
+            raise ConfigError(_first_error(err, f"{key}.drift.{i}.set")) from None
+
+
+def parse_settings(raw: Any) -> Settings:
+    """Validate a parsed ``params.yaml`` mapping into :class:`Settings`."""
+    if not isinstance(raw, dict):
+        raise ConfigError("params.yaml: the file must hold a mapping of sections")
+    raw = dict(raw)
+    problems_raw = raw.pop("problems", None)
+    if not isinstance(problems_raw, dict) or not problems_raw:
+        raise ConfigError("params.yaml: problems: must list at least one problem")
+    problems = {name: _parse_problem(name, value) for name, value in problems_raw.items()}
+    known = {"seed", "as_of", "prepare"}
+    extra = {k: raw.pop(k) for k in list(raw) if k not in known}
+    try:
+        return Settings.model_validate({**raw, "problems": problems, "extra": extra})
+    except ValidationError as err:
+        raise ConfigError(_first_error(err, "")) from None
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate ``params.yaml``; raises :class:`ConfigError` on any problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"params.yaml: cannot read {path}: {err.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"params.yaml: not valid YAML{where}") from None
+    return parse_settings(raw)
+
+
+def problem_settings(settings: Settings, name: str) -> ProblemSettings:
+    """The settings of one problem, or a one-line error naming the unknown problem."""
+    if name not in settings.problems:
+        known = ", ".join(sorted(settings.problems))
+        raise ConfigError(f"unknown problem {name!r} (params.yaml lists: {known})")
+    return settings.problems[name]

@@ -1,0 +1,62 @@
+"""Every path the project reads or writes, relative to the repository root.
+
+Nothing else in the project builds paths by hand, and nothing assumes the current
+directory: the root is found from ``LSTMOPS_ROOT`` or by walking up to ``params.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The repository root: ``$LSTMOPS_ROOT``, else the nearest parent holding params.yaml."""
+    env = os.environ.get("LSTMOPS_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "params.yaml").is_file():
+            return candidate
+    return here
+
+
+def params_file(root: Path | None = None) -> Path:
+    """The one settings file."""
+    return (root or repo_root()) / "params.yaml"
+
+
+def raw_dir(problem: str, root: Path | None = None) -> Path:
+    """Raw generated tables (Parquet) of one problem."""
+    return (root or repo_root()) / "data" / "raw" / problem
+
+
+def raw_split(problem: str, split: str, root: Path | None = None) -> Path:
+    """One raw split table: train, validation or test."""
+    return raw_dir(problem, root) / f"{split}.parquet"
+
+
+def validation_dir(problem: str, root: Path | None = None) -> Path:
+    """Validation results (JSON) and Data Docs of one problem."""
+    return (root or repo_root()) / "data" / "validated" / problem
+
+
+def prepared_dir(problem: str, root: Path | None = None) -> Path:
+    """Model-ready arrays of one problem."""
+    return (root or repo_root()) / "data" / "prepared" / problem
+
+
+def artifacts_dir(problem: str, root: Path | None = None) -> Path:
+    """Fitted preprocessing artifacts (JSON) of one problem."""
+    return (root or repo_root()) / "models" / "preprocessing" / problem
+
+
+def models_dir(problem: str, root: Path | None = None) -> Path:
+    """Training, evaluation and finalized-model outputs of one problem."""
+    return (root or repo_root()) / "models" / problem
+
+
+def metrics_dir(root: Path | None = None) -> Path:
+    """DVC metrics and plots data kept in git."""
+    return (root or repo_root()) / "metrics"

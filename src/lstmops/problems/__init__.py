@@ -1,0 +1,37 @@
+"""The six reference problems, discoverable by name.
+
+Each module in this package is one data-generating process and exposes the same
+members, so stages, flows, the CLI and tests can loop over ``PROBLEMS``:
+
+- ``Params``: a frozen pydantic model of the process parameters (defaults = the
+  reference settings of PROBLEMS.md), with validators for impossible values;
+- ``generate(params, n, rng) -> pd.DataFrame``: vectorised NumPy generator, one row
+  per sequence, inputs and targets in plain readable columns;
+- ``input_columns(params)`` / ``target_columns(params)``: which columns feed the
+  model and which are the truth it must predict;
+- ``contract(params) -> Contract``: the data contract checked by the validate stage.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from lstmops.problems.contract import Contract
+from lstmops.problems import addition, cumulative_sum, damped_sine, echo, moving_square, rectangles
+
+PROBLEMS: dict[str, ModuleType] = {
+    "echo": echo,
+    "damped_sine": damped_sine,
+    "moving_square": moving_square,
+    "addition": addition,
+    "cumulative_sum": cumulative_sum,
+    "rectangles": rectangles,
+}
+
+
+def get_problem(name: str) -> ModuleType:
+    """The module of a problem, or a one-line ``KeyError`` naming the known ones."""
+    try:
+        return PROBLEMS[name]
+    except KeyError:
+        raise KeyError(f"unknown problem {name!r} (known: {', '.join(PROBLEMS)})") from None

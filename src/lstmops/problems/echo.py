@@ -1,0 +1,70 @@
+"""Echo: remember the integer at a fixed position of a random sequence (Vanilla LSTM).
+
+Raw table: ``x_0 .. x_{length-1}`` (ints in ``[0, n_features)``), ``target`` (the int
+at ``out_index``) and ``out_index`` (the position the process used, so a label can be
+checked even after concept drift moves it). The model sees only the ``x_*`` columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lstmops.problems.contract import Contract
+
+
+class Params(BaseModel):
+    """Echo process parameters; defaults are the reference settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    length: int = Field(5, gt=0)
+    n_features: int = Field(10, ge=2)
+    out_index: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _index_inside(self) -> "Params":
+        if self.out_index >= self.length:
+            raise ValueError(f"out_index ({self.out_index}) must be < length ({self.length})")
+        return self
+
+
+def input_columns(params: Params) -> list[str]:
+    """The sequence columns fed to the model."""
+    return [f"x_{i}" for i in range(params.length)]
+
+
+def target_columns(params: Params) -> list[str]:
+    """The column the model must predict."""
+    return ["target"]
+
+
+def generate(params: Params, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Draw ``n`` echo sequences."""
+    x = rng.integers(0, params.n_features, size=(n, params.length), dtype=np.int64)
+    table = pd.DataFrame(x, columns=input_columns(params))
+    table["target"] = x[:, params.out_index]
+    table["out_index"] = np.full(n, params.out_index, dtype=np.int64)
+    return table
+
+
+def _target_is_echoed(table: pd.DataFrame) -> pd.Series:
+    x = table.filter(regex=r"^x_\d+$").to_numpy()
+    idx = table["out_index"].to_numpy()
+    inside = (idx >= 0) & (idx < x.shape[1])
+    picked = x[np.arange(len(table)), np.clip(idx, 0, x.shape[1] - 1)]
+    return pd.Series(inside & (picked == table["target"].to_numpy()), index=table.index)
+
+
+def contract(params: Params) -> Contract:
+    """Shape, domain and label rules every echo table must satisfy."""
+    cols = input_columns(params)
+    dtypes = {c: "int" for c in cols} | {"target": "int", "out_index": "int"}
+    symbols = tuple(range(params.n_features))
+    return Contract(
+        dtypes=dtypes,
+        value_sets={c: symbols for c in [*cols, "target"]},
+        ranges={"out_index": (0, params.length - 1)},
+        checks={"target_equals_input_at_out_index": _target_is_echoed},
+    )
