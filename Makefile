@@ -10,6 +10,7 @@ export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export KERAS_BACKEND ?= jax
 export PYTHONHASHSEED := 0
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: run test install repro push bench clean-venv
 

@@ -37,9 +37,18 @@ def raw_split(problem: str, split: str, root: Path | None = None) -> Path:
     return raw_dir(problem, root) / f"{split}.parquet"
 
 
-def validation_dir(problem: str, root: Path | None = None) -> Path:
-    """Validation results (JSON) and Data Docs of one problem."""
-    return (root or repo_root()) / "data" / "validated" / problem
+def validation_result(problem: str, root: Path | None = None) -> Path:
+    """Validation result (JSON) of one problem: deterministic, tracked by DVC."""
+    return (root or repo_root()) / "data" / "validated" / f"{problem}.json"
+
+
+def data_docs_dir(problem: str, root: Path | None = None) -> Path:
+    """Great Expectations Data Docs (HTML) of one problem's last validation.
+
+    Kept out of DVC's outputs on purpose: the pages carry run times, which would make
+    every rebuild look like a change of data.
+    """
+    return (root or repo_root()) / "data" / "docs" / problem
 
 
 def prepared_dir(problem: str, root: Path | None = None) -> Path:
@@ -47,9 +56,9 @@ def prepared_dir(problem: str, root: Path | None = None) -> Path:
     return (root or repo_root()) / "data" / "prepared" / problem
 
 
-def artifacts_dir(problem: str, root: Path | None = None) -> Path:
-    """Fitted preprocessing artifacts (JSON) of one problem."""
-    return (root or repo_root()) / "models" / "preprocessing" / problem
+def preprocessing_file(problem: str, root: Path | None = None) -> Path:
+    """Fitted preprocessing state (JSON) of one problem, beside its prepared arrays."""
+    return prepared_dir(problem, root) / "preprocessing.json"
 
 
 def models_dir(problem: str, root: Path | None = None) -> Path:

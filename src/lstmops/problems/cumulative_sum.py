@@ -1,0 +1,67 @@
+"""Cumulative sum: flag each step once the running sum passes a threshold (Bidirectional LSTM).
+
+Raw table: ``x_0 .. x_{n-1}`` (values in [0, 1]), ``y_0 .. y_{n-1}`` (1 once the
+running sum up to that step has reached ``threshold``, else 0) and the ``threshold``
+used (``threshold_fraction * n_timesteps``), so labels stay checkable under concept drift.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from lstmops.problems.contract import Contract
+
+
+class Params(BaseModel):
+    """Cumulative-sum process parameters; defaults are the reference settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_timesteps: int = Field(10, gt=0)
+    threshold_fraction: float = Field(0.25, gt=0, le=1)
+
+
+def input_columns(params: Params) -> list[str]:
+    """The random values."""
+    return [f"x_{i}" for i in range(params.n_timesteps)]
+
+
+def target_columns(params: Params) -> list[str]:
+    """The per-step flags."""
+    return [f"y_{i}" for i in range(params.n_timesteps)]
+
+
+def labels(x: np.ndarray, threshold: np.ndarray | float) -> np.ndarray:
+    """1 where the running sum of each row has reached its threshold, else 0."""
+    limit = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (x.shape[0],))[:, None]
+    return (np.cumsum(x, axis=1) >= limit).astype(np.int64)
+
+
+def generate(params: Params, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Draw ``n`` sequences with their per-step labels."""
+    x = rng.random((n, params.n_timesteps))
+    threshold = params.threshold_fraction * params.n_timesteps
+    table = pd.DataFrame(x, columns=input_columns(params))
+    table[target_columns(params)] = labels(x, threshold)
+    table["threshold"] = np.full(n, threshold)
+    return table
+
+
+def _labels_agree(table: pd.DataFrame) -> pd.Series:
+    x = table.filter(regex=r"^x_\d+$").to_numpy(dtype=np.float64)
+    y = table.filter(regex=r"^y_\d+$").to_numpy()
+    ok = (labels(x, table["threshold"].to_numpy()) == y).all(axis=1)
+    return pd.Series(ok, index=table.index)
+
+
+def contract(params: Params) -> Contract:
+    """Shape, domain and label rules every cumulative-sum table must satisfy."""
+    xs, ys = input_columns(params), target_columns(params)
+    return Contract(
+        dtypes={c: "float" for c in xs} | {c: "int" for c in ys} | {"threshold": "float"},
+        ranges={c: (0.0, 1.0) for c in xs} | {"threshold": (0.0, float(params.n_timesteps))},
+        value_sets={c: (0, 1) for c in ys},
+        checks={"labels_agree_with_threshold": _labels_agree},
+    )

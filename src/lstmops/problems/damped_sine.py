@@ -1,0 +1,80 @@
+"""Damped sine wave: forecast the next ``n_out`` steps of a decaying wave (Stacked LSTM).
+
+Raw table: ``x_0 .. x_{length-1}`` (observed values), ``y_0 .. y_{n_out-1}`` (the
+forecast target), and the ``period`` and ``decay`` the wave was drawn with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lstmops.problems.contract import Contract
+
+
+class Params(BaseModel):
+    """Damped-sine process parameters; defaults are the reference settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    length: int = Field(50, gt=0)
+    n_out: int = Field(5, gt=0)
+    period_min: int = Field(10, ge=2)
+    period_max: int = Field(20, ge=2)
+    decay_min: float = Field(0.01, ge=0)
+    decay_max: float = Field(0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> "Params":
+        if self.period_min > self.period_max:
+            raise ValueError(f"period_min ({self.period_min}) must be <= period_max ({self.period_max})")
+        if self.decay_min > self.decay_max:
+            raise ValueError(f"decay_min ({self.decay_min}) must be <= decay_max ({self.decay_max})")
+        return self
+
+
+def input_columns(params: Params) -> list[str]:
+    """The observed part of the wave."""
+    return [f"x_{i}" for i in range(params.length)]
+
+
+def target_columns(params: Params) -> list[str]:
+    """The steps to forecast."""
+    return [f"y_{i}" for i in range(params.n_out)]
+
+
+def wave(period: np.ndarray, decay: np.ndarray, steps: int) -> np.ndarray:
+    """Values ``0.5 + 0.5 sin(2 pi i / period) exp(-decay i)`` for i < steps, one row per wave."""
+    i = np.arange(steps, dtype=np.float64)[None, :]
+    p = np.asarray(period, dtype=np.float64)[:, None]
+    d = np.asarray(decay, dtype=np.float64)[:, None]
+    return 0.5 + 0.5 * np.sin(2.0 * np.pi * i / p) * np.exp(-d * i)
+
+
+def generate(params: Params, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Draw ``n`` damped sine waves."""
+    period = rng.integers(params.period_min, params.period_max + 1, size=n, dtype=np.int64)
+    decay = rng.uniform(params.decay_min, params.decay_max, size=n)
+    values = wave(period, decay, params.length + params.n_out)
+    table = pd.DataFrame(values, columns=input_columns(params) + target_columns(params))
+    table["period"] = period
+    table["decay"] = decay
+    return table
+
+
+def _follows_the_wave(table: pd.DataFrame) -> pd.Series:
+    series = table.filter(regex=r"^[xy]_\d+$")
+    expected = wave(table["period"].to_numpy(), table["decay"].to_numpy(), series.shape[1])
+    ok = np.isclose(series.to_numpy(dtype=np.float64), expected, atol=1e-9).all(axis=1)
+    return pd.Series(ok, index=table.index)
+
+
+def contract(params: Params) -> Contract:
+    """Shape, domain and consistency rules every damped-sine table must satisfy."""
+    values = input_columns(params) + target_columns(params)
+    return Contract(
+        dtypes={c: "float" for c in values} | {"period": "int", "decay": "float"},
+        ranges={c: (0.0, 1.0) for c in values} | {"period": (2, None), "decay": (0.0, None)},
+        checks={"values_follow_period_and_decay": _follows_the_wave},
+    )

@@ -1,0 +1,108 @@
+"""The six data-generating processes: determinism, shapes, target correctness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmops.problems import PROBLEMS, addition, cumulative_sum, damped_sine, echo, get_problem, moving_square, rectangles
+
+
+def test_registry_lists_the_six_problems():
+    assert set(PROBLEMS) == {"echo", "damped_sine", "moving_square", "addition", "cumulative_sum", "rectangles"}
+    with pytest.raises(KeyError, match="unknown problem 'nope'"):
+        get_problem("nope")
+
+
+def test_same_seed_gives_identical_table(problem):
+    a = problem.generate(problem.Params(), 300, np.random.default_rng(123))
+    b = problem.generate(problem.Params(), 300, np.random.default_rng(123))
+    pd.testing.assert_frame_equal(a, b)
+    c = problem.generate(problem.Params(), 300, np.random.default_rng(124))
+    assert not a.equals(c)
+
+
+def test_columns_match_contract_and_checks_pass(problem, small_table):
+    params = problem.Params()
+    contract = problem.contract(params)
+    assert list(small_table.columns) == list(contract.dtypes)
+    for column in problem.input_columns(params) + problem.target_columns(params):
+        assert column in small_table.columns
+    for name, check in contract.checks.items():
+        assert check(small_table).all(), name
+    assert not small_table.isna().any().any()
+
+
+def test_echo_target_is_input_at_out_index():
+    table = echo.generate(echo.Params(length=7, n_features=4, out_index=5), 500, np.random.default_rng(0))
+    assert (table["target"] == table["x_5"]).all()
+    assert table.filter(like="x_").isin(range(4)).all().all()
+
+
+def test_damped_sine_matches_formula_and_ranges():
+    params = damped_sine.Params()
+    table = damped_sine.generate(params, 400, np.random.default_rng(1))
+    row = table.iloc[3]
+    i = np.arange(55)
+    expected = 0.5 + 0.5 * np.sin(2 * np.pi * i / row["period"]) * np.exp(-row["decay"] * i)
+    values = row[[f"x_{k}" for k in range(50)] + [f"y_{k}" for k in range(5)]].to_numpy(float)
+    np.testing.assert_allclose(values, expected)
+    assert table["period"].between(10, 20).all() and table["decay"].between(0.01, 0.1).all()
+    assert set(table["period"]) == set(range(10, 21))
+
+
+def test_moving_square_paths_step_by_at_most_max_step():
+    params = moving_square.Params(size=12, max_step=2)
+    table = moving_square.generate(params, 2000, np.random.default_rng(2))
+    rows = table.filter(like="r_").to_numpy()
+    steps = np.diff(rows, axis=1)
+    assert rows.min() >= 0 and rows.max() <= 11
+    assert np.abs(steps).max() == 2
+    assert set(table["direction"]) == {0, 1}
+
+
+def test_addition_answer_is_the_sum_and_fits_widths():
+    params = addition.Params()
+    table = addition.generate(params, 3000, np.random.default_rng(3))
+    sums = table["expression"].map(lambda s: sum(int(t) for t in s.split("+")))
+    assert (sums == table["answer"]).all()
+    assert table["expression"].str.len().max() <= addition.input_width(params) == 8
+    assert addition.output_width(params) == 2
+    terms = table["expression"].str.split("+").explode().astype(int)
+    assert terms.min() == 1 and terms.max() == 10
+
+
+def test_cumulative_sum_labels_follow_threshold():
+    params = cumulative_sum.Params(n_timesteps=10, threshold_fraction=0.25)
+    table = cumulative_sum.generate(params, 1000, np.random.default_rng(4))
+    x = table.filter(like="x_").to_numpy()
+    y = table.filter(like="y_").to_numpy()
+    np.testing.assert_array_equal(y, (np.cumsum(x, axis=1) >= 2.5).astype(int))
+    assert (np.diff(y, axis=1) >= 0).all()  # once reached, stays reached
+
+
+def test_rectangles_are_clockwise_from_origin():
+    table = rectangles.generate(rectangles.Params(), 100, np.random.default_rng(5))
+    r = table.iloc[0]
+    assert (r["x_0"], r["y_0"]) == (0.0, 0.0)
+    assert (r["x_1"], r["y_1"]) == (r["width"], 0.0)
+    assert (r["x_2"], r["y_2"]) == (r["width"], r["height"])
+    assert (r["x_3"], r["y_3"]) == (0.0, r["height"])
+
+
+@pytest.mark.parametrize(
+    ("module", "bad", "fragment"),
+    [
+        (echo, {"out_index": 5}, "out_index (5) must be < length (5)"),
+        (echo, {"length": 0}, "greater than 0"),
+        (damped_sine, {"period_min": 30}, "period_min (30) must be <= period_max (20)"),
+        (moving_square, {"max_step": 50}, "max_step (50) must be < size (50)"),
+        (addition, {"smallest": 11}, "smallest (11) must be <= largest (10)"),
+        (cumulative_sum, {"threshold_fraction": 0}, "greater than 0"),
+        (rectangles, {"width_min": 1.0}, "width_min (1.0) must be < width_max (1.0)"),
+    ],
+)
+def test_impossible_parameters_are_refused(module, bad, fragment):
+    with pytest.raises(ValueError, match=".*" + fragment.replace("(", r"\(").replace(")", r"\)")):
+        module.Params(**bad)
