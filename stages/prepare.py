@@ -50,7 +50,8 @@ def main() -> None:
     out = paths.prepared_dir(args.problem)
     out.mkdir(parents=True, exist_ok=True)
     tables = {s: read_table(paths.raw_split(args.problem, s)) for s in SPLITS}
-    preparer = PREPARERS[args.problem](cfg.process, settings.prepare.out_of_range).fit(tables["train"])
+    policy = settings.prepare
+    preparer = PREPARERS[args.problem](cfg.process, policy.out_of_range, policy.tolerance).fit(tables["train"])
     save_json(preparer, paths.preprocessing_file(args.problem))
     shapes = {}
     for split, table in tables.items():

@@ -97,9 +97,6 @@ class MinMaxScaler:
         _check_finite(values, columns)
         return values
 
-    def _sk_fitted(self, data_min: np.ndarray, data_max: np.ndarray) -> _SkMinMaxScaler:
-        return _SkMinMaxScaler(feature_range=self.feature_range).fit(np.stack([data_min, data_max]))
-
     def fit(self, X: Any) -> "MinMaxScaler":
         """Learn the minimum and maximum of the training values."""
         values = self._as_array(X, None)
@@ -107,22 +104,14 @@ class MinMaxScaler:
         self.n_samples_seen_ = int(self._sk.n_samples_seen_)
         return self
 
-    @property
-    def data_min_(self) -> np.ndarray:
-        """Fitted minimum per feature (one value when the scale is shared)."""
+    def extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fitted (minimum, maximum), one value per feature, or one in all when shared."""
         _require(self._sk is not None, "MinMaxScaler")
-        return self._sk.data_min_
-
-    @property
-    def data_max_(self) -> np.ndarray:
-        """Fitted maximum per feature (one value when the scale is shared)."""
-        _require(self._sk is not None, "MinMaxScaler")
-        return self._sk.data_max_
+        return self._sk.data_min_, self._sk.data_max_
 
     def _outside(self, values: np.ndarray) -> np.ndarray:
-        lo, hi = self.data_min_, self.data_max_
-        span = hi - lo
-        tol = self.tolerance * np.where(span > 0, span, 1.0)
+        lo, hi = self.extremes()
+        tol = self.tolerance * np.where(hi > lo, hi - lo, 1.0)
         if not self.per_feature:
             lo, hi, tol = lo[0], hi[0], tol[0]
         return (values < lo - tol) | (values > hi + tol)
@@ -130,13 +119,12 @@ class MinMaxScaler:
     def _raise_outside(self, values: np.ndarray, outside: np.ndarray, columns: Sequence[str] | None) -> None:
         first = tuple(int(i) for i in np.argwhere(outside)[0])
         k = first[-1] if self.per_feature else 0
-        fallback = f"feature {self.feature_names[k]!r}" if self.per_feature and self.feature_names else "value"
-        if self.per_feature and columns is None:  # the feature axis is already named by `fallback`
-            fallback = fallback if self.feature_names else f"feature {k}"
-            where = _label(first[:-1], values.shape[:-1], None, fallback)
+        if self.per_feature and columns is None:  # name the feature, then the position within the row
+            name = self.feature_names[k] if self.feature_names else k
+            where = _label(first[:-1], values.shape[:-1], None, f"feature {name!r}")
         else:
-            where = _label(first, values.shape, columns, fallback)
-        lo, hi = float(self.data_min_[k]), float(self.data_max_[k])
+            where = _label(first, values.shape, columns, "value")
+        lo, hi = (float(e[k]) for e in self.extremes())
         raise OutOfRangeError(f"{where}: row {first[0]} has value {float(values[first])!r}, outside the fitted "
                               f"range [{lo!r}, {hi!r}] ({int(outside.sum())} value(s) outside; policy 'reject')")
 
@@ -158,7 +146,7 @@ class MinMaxScaler:
             outside = self._outside(values)
             if outside.any() and self.policy == "reject":
                 self._raise_outside(values, outside, columns)
-            lo, hi = self.data_min_, self.data_max_
+            lo, hi = self.extremes()
             values = np.clip(values, lo, hi) if self.per_feature else np.clip(values, lo[0], hi[0])
         return self._sk.transform(self._flat(values)).reshape(values.shape)
 
@@ -170,12 +158,11 @@ class MinMaxScaler:
 
     def to_dict(self) -> dict[str, Any]:
         """Settings and fitted extremes as JSON-able data."""
-        fitted = self._sk is not None
+        lo, hi = self.extremes() if self._sk is not None else (None, None)
         return {"type": "MinMaxScaler", "version": self.VERSION, "feature_range": list(self.feature_range),
                 "policy": self.policy, "per_feature": self.per_feature, "feature_names": self.feature_names,
                 "tolerance": self.tolerance, "n_samples_seen": self.n_samples_seen_,
-                "data_min": self.data_min_.tolist() if fitted else None,
-                "data_max": self.data_max_.tolist() if fitted else None}
+                "data_min": None if lo is None else lo.tolist(), "data_max": None if hi is None else hi.tolist()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MinMaxScaler":
@@ -183,8 +170,9 @@ class MinMaxScaler:
         _check_version(data, cls)
         scaler = cls(tuple(data["feature_range"]), data["policy"], data["per_feature"],
                      data["feature_names"], data["tolerance"])
-        if data["data_min"] is not None:
-            scaler._sk = scaler._sk_fitted(np.asarray(data["data_min"]), np.asarray(data["data_max"]))
+        if data["data_min"] is not None:  # refitting on the two extremes reproduces every fitted attribute
+            extremes = np.array([data["data_min"], data["data_max"]], dtype=np.float64)
+            scaler._sk = _SkMinMaxScaler(feature_range=scaler.feature_range).fit(extremes)
             scaler.n_samples_seen_ = int(data["n_samples_seen"])
         return scaler
 
