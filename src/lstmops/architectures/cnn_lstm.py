@@ -1,0 +1,42 @@
+"""CNN-LSTM: a small per-frame CNN feeding an LSTM (the moving-square video model)."""
+
+from __future__ import annotations
+
+import keras
+
+from lstmops.architectures._common import check_direction, compile_model, lstm_stack, mismatch, model_input
+from lstmops.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
+from lstmops.architectures.spec import ModelSpec, Task
+
+NAME = "cnn_lstm"
+HEADS = PER_EXAMPLE_HEADS + PER_STEP_HEADS
+
+
+def _check_frames(spec: ModelSpec, task: Task) -> None:
+    if len(task.input_shape) != 4:
+        raise mismatch(NAME, f"needs (frames, height, width, channels) inputs, got input_shape "
+                             f"{tuple(task.input_shape)}")
+    _, height, width, _ = task.input_shape
+    side = min(height, width) - spec.kernel + 1  # after a 'valid' convolution
+    if side < spec.pool:
+        raise mismatch(NAME, f"frames of {height}x{width} are too small for kernel {spec.kernel} "
+                             f"then pool {spec.pool}")
+
+
+def build(spec: ModelSpec, task: Task) -> keras.Model:
+    """Per frame ``Conv2D(filters, kernel, relu)`` -> ``MaxPooling2D(pool)`` -> ``Flatten``; then
+    ``layers`` x ``LSTM(cells)`` -> head, compiled."""
+    _check_frames(spec, task)
+    check_head(NAME, task, HEADS)
+    check_direction(NAME, spec)
+    inputs, x = model_input(task)
+    frame_layers = [
+        keras.layers.Conv2D(spec.filters, spec.kernel, activation="relu", name="conv"),
+        keras.layers.MaxPooling2D(spec.pool, name="pool"),
+        keras.layers.Flatten(name="flatten"),
+    ]
+    for layer in frame_layers:
+        x = keras.layers.TimeDistributed(layer, name=f"frames_{layer.name}")(x)
+    x = lstm_stack(x, spec, layers=spec.layers, per_step=per_step(task))
+    model = keras.Model(inputs, add_head(x, task), name=NAME)
+    return compile_model(model, spec, task)
