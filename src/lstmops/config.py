@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from lstmops.architectures.spec import ARCHITECTURE_NAMES, ModelSpec
 
 
 class ConfigError(ValueError):
@@ -64,19 +66,50 @@ class Sizes(Frozen):
     test: PositiveInt
 
 
+class TrainSpec(Frozen):
+    """How one model is fitted (``problems.<p>.train``)."""
+
+    batch_size: PositiveInt = 32
+    epochs: PositiveInt = 10            # most epochs; early stopping may end sooner
+    patience: int = Field(3, ge=0)      # epochs without val-loss gain before stopping; 0 = never stop early
+    train_rows: PositiveInt | None = None  # use only the first N training rows (None = all)
+    loss: str | None = None             # a Keras loss name; None = the problem's own (problems/<p>.py LOSS)
+
+
 class ProblemSettings(Frozen):
-    """Everything about one problem: its process, split sizes, drift and architecture."""
+    """Everything about one problem: process, split sizes, drift, architecture and training."""
 
     architecture: str
     process: BaseModel
     sizes: Sizes
     drift: tuple[DriftStep, ...] = ()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+
+    @model_validator(mode="after")
+    def _known_architecture(self) -> "ProblemSettings":
+        if self.architecture not in ARCHITECTURE_NAMES:
+            raise ValueError(f"unknown architecture {self.architecture!r} (known: {', '.join(ARCHITECTURE_NAMES)})")
+        return self
+
+
+class EvaluateSettings(Frozen):
+    """Robust evaluation: repeated independent fit-and-score runs (``evaluate``)."""
+
+    repeats: int = Field(5, ge=2)             # independent runs per problem, each with its own seed
+    test_size: int = Field(1000, ge=10)       # fresh test sequences drawn for each run
+    confidence: float = Field(0.95, gt=0, lt=1)
+    workers: int = Field(2, ge=1)             # runs trained side by side in separate processes
+    generated_shapes: int = Field(1000, ge=10)  # rectangles: shapes generated per run for scoring
 
 
 class PrepareSettings(Frozen):
     """How fitted transformers treat inputs outside what they were fitted on."""
 
     out_of_range: Literal["clip", "reject"] = "reject"
+    # Share of the fitted range an input may overshoot and still be clipped quietly:
+    # fresh draws of a continuous process land a hair past the training extremes.
+    tolerance: float = Field(0.01, ge=0, le=1)
 
 
 class Settings(Frozen):
@@ -86,7 +119,7 @@ class Settings(Frozen):
     as_of: date
     problems: dict[str, ProblemSettings]
     prepare: PrepareSettings = PrepareSettings()
-    extra: dict[str, Any] = {}
+    evaluate: EvaluateSettings = EvaluateSettings()
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -145,10 +178,8 @@ def parse_settings(raw: Any) -> Settings:
     if not isinstance(problems_raw, dict) or not problems_raw:
         raise ConfigError("params.yaml: problems: must list at least one problem")
     problems = {name: _parse_problem(name, value) for name, value in problems_raw.items()}
-    known = {"seed", "as_of", "prepare"}
-    extra = {k: raw.pop(k) for k in list(raw) if k not in known}
     try:
-        return Settings.model_validate({**raw, "problems": problems, "extra": extra})
+        return Settings.model_validate({**raw, "problems": problems})
     except ValidationError as err:
         raise ConfigError(_first_error(err, "")) from None
 

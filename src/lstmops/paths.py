@@ -62,10 +62,15 @@ def preprocessing_file(problem: str, root: Path | None = None) -> Path:
 
 
 def models_dir(problem: str, root: Path | None = None) -> Path:
-    """Training, evaluation and finalized-model outputs of one problem."""
+    """The finalized model of one problem: architecture, weights, preprocessing, metadata."""
     return (root or repo_root()) / "models" / problem
 
 
-def metrics_dir(root: Path | None = None) -> Path:
-    """DVC metrics and plots data kept in git."""
-    return (root or repo_root()) / "metrics"
+def metrics_dir(problem: str, root: Path | None = None) -> Path:
+    """DVC metrics, plots data and diagnostic PNGs of one problem, kept in git."""
+    return (root or repo_root()) / "metrics" / problem
+
+
+def dvc_lock(root: Path | None = None) -> Path:
+    """DVC's record of the last build: data hashes per stage."""
+    return (root or repo_root()) / "dvc.lock"

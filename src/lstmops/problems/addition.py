@@ -61,9 +61,12 @@ def target_columns(params: Params) -> list[str]:
 def generate(params: Params, n: int, rng: np.random.Generator) -> pd.DataFrame:
     """Draw ``n`` sums of ``n_terms`` terms."""
     terms = rng.integers(params.smallest, params.largest + 1, size=(n, params.n_terms), dtype=np.int64)
-    text = terms[:, 0].astype(str).astype(object)
+    # Formatting each number once and indexing the results is far cheaper than
+    # converting every term of every row to text.
+    words = np.array([str(v) for v in range(params.largest + 1)], dtype=object)
+    text = words[terms[:, 0]]
     for k in range(1, params.n_terms):
-        text = text + "+" + terms[:, k].astype(str).astype(object)
+        text = text + "+" + words[terms[:, k]]
     return pd.DataFrame({"expression": text, "answer": terms.sum(axis=1)})
 
 
@@ -97,3 +100,22 @@ def contract(params: Params) -> Contract:
             "answer_equals_sum_of_terms": answer_is_sum,
         },
     )
+
+
+HEAD = "sequence_softmax"  # output layer family the problem needs (see lstmops.architectures.spec)
+LOSS = "categorical_crossentropy"
+PRIMARY_METRIC = "sequence_accuracy"
+HIGHER_IS_BETTER = True
+
+
+def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
+    """Whole-answer accuracy (primary) and per-character accuracy of the right-aligned answers."""
+    answers = [str(t) for t in table["answer"].to_numpy()]
+    guesses = ["" if p is None else str(p) for p in predicted]
+    width = max(map(len, answers + guesses), default=1)
+
+    def grid(texts: list[str]) -> np.ndarray:
+        return np.array([t.rjust(width) for t in texts], dtype=f"U{width}").view("U1").reshape(-1, width)
+
+    whole = np.array([g == a for g, a in zip(guesses, answers)])
+    return {"sequence_accuracy": float(whole.mean()), "char_accuracy": float((grid(guesses) == grid(answers)).mean())}

@@ -65,3 +65,16 @@ def contract(params: Params) -> Contract:
         value_sets={c: (0, 1) for c in ys},
         checks={"labels_agree_with_threshold": _labels_agree},
     )
+
+
+HEAD = "step_sigmoid"  # output layer family the problem needs (see lstmops.architectures.spec)
+LOSS = "binary_crossentropy"
+PRIMARY_METRIC = "sequence_accuracy"
+HIGHER_IS_BETTER = True
+
+
+def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
+    """Share of sequences entirely right (primary) and share of steps right."""
+    truth = table.filter(regex=r"^y_\d+$").to_numpy()
+    hits = np.asarray(predicted).reshape(truth.shape) == truth
+    return {"sequence_accuracy": float(hits.all(axis=1).mean()), "step_accuracy": float(hits.mean())}

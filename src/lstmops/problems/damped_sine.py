@@ -78,3 +78,16 @@ def contract(params: Params) -> Contract:
         ranges={c: (0.0, 1.0) for c in values} | {"period": (2, None), "decay": (0.0, None)},
         checks={"values_follow_period_and_decay": _follows_the_wave},
     )
+
+
+HEAD = "linear"  # output layer family the problem needs (see lstmops.architectures.spec)
+LOSS = "mse"
+PRIMARY_METRIC = "mae"
+HIGHER_IS_BETTER = False
+
+
+def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
+    """Forecast errors in the original units: MAE (primary) and RMSE over all steps."""
+    truth = table.filter(regex=r"^y_\d+$").to_numpy(dtype=np.float64)
+    error = np.asarray(predicted, dtype=np.float64).reshape(truth.shape) - truth
+    return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error**2).mean()))}

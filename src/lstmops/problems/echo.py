@@ -68,3 +68,15 @@ def contract(params: Params) -> Contract:
         ranges={"out_index": (0, params.length - 1)},
         checks={"target_equals_input_at_out_index": _target_is_echoed},
     )
+
+
+HEAD = "softmax"  # output layer family the problem needs (see lstmops.architectures.spec)
+LOSS = "categorical_crossentropy"
+PRIMARY_METRIC = "accuracy"
+HIGHER_IS_BETTER = True
+
+
+def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
+    """Share of sequences whose echoed integer was predicted exactly."""
+    hits = np.asarray(predicted) == table["target"].to_numpy()
+    return {"accuracy": float(hits.mean())}

@@ -74,3 +74,58 @@ def contract(params: Params) -> Contract:
         ranges={c: (0.0, None) for c in ["width", "height", *POINT_COLUMNS]},
         checks={"points_agree_with_width_and_height": _points_agree},
     )
+
+
+HEAD = "mixture"  # output layer family the problem needs (see lstmops.architectures.spec)
+LOSS = "mixture_nll"
+PRIMARY_METRIC = "geometric_error"
+HIGHER_IS_BETTER = False
+
+
+def geometric_error(points: np.ndarray) -> np.ndarray:
+    """Per shape, the mean distance from being a rectangle drawn clockwise from the origin.
+
+    For points p0..p3 (after p0 = origin) the four conditions are: p1 on the x axis,
+    p2 straight above p1, p3 on the y axis, p3 level with p2. The error is the mean
+    absolute violation of those four conditions, in the units of the drawing.
+    """
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 4, 2)
+    terms = np.stack([
+        np.abs(p[:, 1, 1]),                 # y1 = 0
+        np.abs(p[:, 2, 0] - p[:, 1, 0]),    # x2 = x1
+        np.abs(p[:, 3, 0]),                 # x3 = 0
+        np.abs(p[:, 3, 1] - p[:, 2, 1]),    # y3 = y2
+    ], axis=1)
+    return terms.mean(axis=1)
+
+
+def coverage(generated: np.ndarray, reference: np.ndarray, bins: int = 10) -> float:
+    """Share of equal-width bins over the reference range that generated values reach.
+
+    A bin counts as covered when it holds at least half the share it has in the
+    reference; a generator that collapses to one shape covers about 1/bins.
+    """
+    lo, hi = float(np.min(reference)), float(np.max(reference))
+    edges = np.linspace(lo, hi, bins + 1)
+    want = np.histogram(reference, edges)[0] / max(len(reference), 1)
+    got = np.histogram(np.clip(generated, lo, hi), edges)[0] / max(len(generated), 1)
+    return float(np.mean(got >= 0.5 * want))
+
+
+def shape_metrics(points: np.ndarray, train_table: pd.DataFrame) -> dict[str, float]:
+    """Skill of generated shapes: geometric error and width/height coverage of the training range."""
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 4, 2)
+    widths, heights = p[:, 1, 0], p[:, 2, 1]
+    return {
+        "geometric_error": float(geometric_error(p).mean()),
+        "width_coverage": coverage(widths, train_table["width"].to_numpy()),
+        "height_coverage": coverage(heights, train_table["height"].to_numpy()),
+        "width_std": float(widths.std()),
+        "height_std": float(heights.std()),
+    }
+
+
+def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
+    """Teacher-forced skill: mean absolute error of each predicted next point."""
+    truth = table[POINT_COLUMNS].to_numpy(dtype=np.float64).reshape(-1, 4, 2)[:, 1:].reshape(-1, 2)
+    return {"next_point_mae": float(np.abs(np.asarray(predicted, dtype=np.float64) - truth).mean())}

@@ -1,0 +1,99 @@
+"""Fit one model: seeded, batched, early-stopped on validation loss, on a GPU when present.
+
+Keras is imported inside functions so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lstmops.architectures import ModelSpec, Task, get_architecture
+from lstmops.config import TrainSpec
+
+
+def use_default_backend() -> None:
+    """Pick the JAX backend unless the user chose another; must run before Keras is imported."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+
+
+def device_info() -> dict[str, str]:
+    """The Keras backend and the device it computes on (a GPU is used automatically when present)."""
+    use_default_backend()
+    import keras
+
+    backend = keras.backend.backend()
+    info = {"backend": backend, "keras": keras.__version__, "device": "cpu"}
+    if backend == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        info |= {"device": dev.platform, "device_kind": dev.device_kind, "jax": jax.__version__}
+    return info
+
+
+def make_task(problem: Any, input_shape: tuple, target_shape: tuple, n_train: int, train: TrainSpec) -> Task:
+    """The task a problem poses, with the optimiser steps a full fit would take."""
+    steps = max(1, -(-n_train // train.batch_size)) * train.epochs
+    return Task(
+        input_shape=tuple(input_shape), output_shape=tuple(target_shape),
+        head=problem.HEAD, loss=train.loss or problem.LOSS, steps_per_run=steps,
+    )
+
+
+@dataclass
+class FitResult:
+    """A fitted model and what happened while fitting it."""
+
+    model: Any
+    history: dict[str, list[float]]
+    best_epoch: int
+    seconds: float
+    device: dict[str, str] = field(default_factory=dict)
+
+
+def fit(
+    architecture: str, spec: ModelSpec, task: Task, train_xy: tuple[np.ndarray, np.ndarray],
+    val_xy: tuple[np.ndarray, np.ndarray] | None, train: TrainSpec, seed: int, epochs: int | None = None,
+) -> FitResult:
+    """Build and fit a model; with validation data, stop early and keep the best weights.
+
+    Args:
+        architecture: a name from ``ARCHITECTURE_NAMES``.
+        spec, task: model settings and what the problem asks of it.
+        train_xy: training inputs and targets (uint8 inputs are cast inside the model).
+        val_xy: validation inputs and targets, or None to train a fixed number of epochs.
+        train: batch size, epochs and patience.
+        seed: seeds Keras, NumPy and Python for this fit.
+        epochs: overrides ``train.epochs`` (finalisation uses the epochs found best).
+    """
+    use_default_backend()
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = get_architecture(architecture).build(spec, task)
+    callbacks = []
+    if val_xy is not None and train.patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=train.patience, restore_best_weights=True))
+    x, y = train_xy
+    if train.train_rows is not None:
+        x, y = x[: train.train_rows], y[: train.train_rows]
+    started = time.perf_counter()
+    hist = model.fit(
+        x, y, batch_size=train.batch_size, epochs=epochs or train.epochs, validation_data=val_xy,
+        callbacks=callbacks, shuffle=True, verbose=0,
+    ).history
+    seconds = time.perf_counter() - started
+    history = {k: [float(v) for v in vals] for k, vals in hist.items()}
+    best = int(np.argmin(history["val_loss"])) + 1 if "val_loss" in history else len(history["loss"])
+    return FitResult(model=model, history=history, best_epoch=best, seconds=seconds, device=device_info())
+
+
+def predict(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Raw model outputs for model-ready inputs, in large batches."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))

@@ -1,0 +1,85 @@
+"""DVC stage: fit the chosen configuration on all data and save the finalized model.
+
+All data is train + validation; with no held-out validation set left, the model trains
+for the median best epoch found by the evaluate stage's early-stopped runs. The test
+split, never trained on, gives the final model's own score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from importlib import metadata as dist
+
+import yaml
+
+from lstmops import paths, plots
+from lstmops.bundle import save_bundle
+from lstmops.config import load_settings, problem_settings
+from lstmops.entry import run_main
+from lstmops.seeding import int_seed_for, rng_for
+
+LIBRARIES = ("lstmops", "keras", "jax", "numpy", "pandas", "scikit-learn", "great-expectations", "dvc")
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = dist.version(name)
+        except dist.PackageNotFoundError:
+            continue
+    return found
+
+
+def _data_hashes(problem: str) -> dict[str, str]:
+    """md5 of this problem's data stage outputs, as recorded by DVC in dvc.lock."""
+    lock_path = paths.dvc_lock()
+    if not lock_path.is_file():
+        return {}
+    stages = (yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}).get("stages", {})
+    return {
+        out["path"]: out["md5"]
+        for stage in ("generate", "validate", "prepare")
+        for out in stages.get(f"{stage}@{problem}", {}).get("outs", [])
+    }
+
+
+def main() -> None:
+    """Fit on all data, score on the test split, save the bundle and its metrics."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("problem")
+    args = parser.parse_args()
+    settings = load_settings(paths.params_file())
+    cfg = problem_settings(settings, args.problem)
+    out = paths.metrics_dir(args.problem)
+    evaluation = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
+    from lstmops.evaluation import generate_rectangles, score_model
+    from lstmops.experiment import fit_problem, load_problem_data
+
+    data = load_problem_data(args.problem, paths.repo_root())
+    seed = int_seed_for(settings.seed, args.problem, "final")
+    epochs = evaluation["best_epoch_median"]
+    result = fit_problem(settings, args.problem, data, seed, final=True, epochs=epochs)
+    rng = rng_for(settings.seed, args.problem, "final-shapes")
+    final = score_model(args.problem, result.model, data.preparer, data.test_table, data.train_table, rng,
+                        settings.evaluate.generated_shapes, cfg.model.temperature)
+    (out / "final.json").write_text(json.dumps(final, indent=1) + "\n", encoding="utf-8")
+    metadata = {
+        "problem": args.problem, "architecture": cfg.architecture, "epochs": epochs, "seed": seed,
+        "settings": json.loads(cfg.model_dump_json()), "as_of": settings.as_of.isoformat(),
+        "data_md5": _data_hashes(args.problem), "evaluation": evaluation, "test_metrics": final,
+        "libraries": _versions(), "device": result.device,
+    }
+    save_bundle(result.model, data.preparer, metadata, paths.models_dir(args.problem))
+    if args.problem == "rectangles":
+        shapes = generate_rectangles(result.model, data.preparer, 16, rng_for(settings.seed, "rectangles", "picture"),
+                                     cfg.model.temperature)
+        plots.rectangles(shapes, "rectangles drawn by the finalized model from (0, 0)", out / "generated.png")
+    print(f"finalize {args.problem}: {epochs} epochs on all data in {result.seconds:.1f} s; test "
+          + ", ".join(f"{k} {v:.5f}" for k, v in final.items()))
+
+
+if __name__ == "__main__":
+    run_main(main, "finalize")
