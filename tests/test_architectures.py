@@ -297,3 +297,22 @@ def test_same_seed_gives_identical_weights():
         np.testing.assert_array_equal(a, b)
     other = _seeded_fit(12, fit=False)
     assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_frame_layers_equal_time_distributed_conv_and_pool():
+    """The fused per-frame layers compute what TimeDistributed(Conv2D/MaxPooling2D) computes."""
+    import keras
+    import numpy as np
+
+    from lstmops.architectures.frames import FrameConv2D, FramePool2D
+
+    x = np.random.default_rng(0).random((2, 3, 7, 6, 2)).astype("float32")
+    conv = FrameConv2D(4, 3, activation="relu")
+    fused = np.asarray(FramePool2D(2)(conv(x)))
+    reference_conv = keras.layers.Conv2D(4, 3, activation="relu")
+    reference_conv.build((None, 7, 6, 2))
+    reference_conv.set_weights([np.asarray(w) for w in conv.get_weights()])
+    pooled = keras.layers.TimeDistributed(keras.layers.MaxPooling2D(2))(
+        keras.layers.TimeDistributed(reference_conv)(x))
+    np.testing.assert_allclose(fused, np.asarray(pooled), rtol=1e-5, atol=1e-6)
+    assert fused.shape == (2, 3, 2, 2, 4)

@@ -80,5 +80,7 @@ def custom_objects() -> dict[str, Any]:
     (``lstmops>...``), so later loads in the process find them without the argument.
     """
     from lstmops.architectures._common import ReverseTime
+    from lstmops.architectures.frames import FrameConv2D, FramePool2D
 
-    return {"lstmops>ReverseTime": ReverseTime, "lstmops>mixture_nll": resolve_loss("mixture_nll")}
+    return {"lstmops>ReverseTime": ReverseTime, "lstmops>mixture_nll": resolve_loss("mixture_nll"),
+            "lstmops>FrameConv2D": FrameConv2D, "lstmops>FramePool2D": FramePool2D}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from lstmops.architectures._common import check_direction, compile_model, lstm_stack, mismatch, model_input
+from lstmops.architectures.frames import FrameConv2D, FramePool2D
 from lstmops.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
 from lstmops.architectures.spec import ModelSpec, Task
 
@@ -25,18 +26,19 @@ def _check_frames(spec: ModelSpec, task: Task) -> None:
 
 def build(spec: ModelSpec, task: Task) -> keras.Model:
     """Per frame ``Conv2D(filters, kernel, relu)`` -> ``MaxPooling2D(pool)`` -> ``Flatten``; then
-    ``layers`` x ``LSTM(cells)`` -> head, compiled."""
+    ``layers`` x ``LSTM(cells)`` -> head, compiled.
+
+    The per-frame layers are the fused equivalents in :mod:`frames` (same arithmetic as
+    ``TimeDistributed``, several times faster on CPU).
+    """
     _check_frames(spec, task)
     check_head(NAME, task, HEADS)
     check_direction(NAME, spec)
     inputs, x = model_input(task)
-    frame_layers = [
-        keras.layers.Conv2D(spec.filters, spec.kernel, activation="relu", name="conv"),
-        keras.layers.MaxPooling2D(spec.pool, name="pool"),
-        keras.layers.Flatten(name="flatten"),
-    ]
-    for layer in frame_layers:
-        x = keras.layers.TimeDistributed(layer, name=f"frames_{layer.name}")(x)
+    x = FrameConv2D(spec.filters, spec.kernel, activation="relu", name="frames_conv")(x)
+    x = FramePool2D(spec.pool, name="frames_pool")(x)
+    frames, height, width, channels = x.shape[1:]
+    x = keras.layers.Reshape((frames, height * width * channels), name="frames_flatten")(x)
     x = lstm_stack(x, spec, layers=spec.layers, per_step=per_step(task))
     model = keras.Model(inputs, add_head(x, task), name=NAME)
     return compile_model(model, spec, task)
