@@ -17,8 +17,15 @@ from lstmops.config import TrainSpec
 
 
 def use_default_backend() -> None:
-    """Pick the JAX backend unless the user chose another; must run before Keras is imported."""
+    """Pick the JAX backend unless the user chose another; must run before Keras is imported.
+
+    On GPUs JAX would run float32 matrix products in TF32 by default; the small LSTMs here
+    then train erratically, so full float32 precision is the default. JAX also would
+    grab 75% of GPU memory per process, which starves the side-by-side evaluation workers.
+    """
     os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
 def device_info() -> dict[str, str]:

@@ -43,6 +43,7 @@ def lstm(spec: ModelSpec, units: int, *, return_sequences: bool, go_backwards: b
         dropout=spec.dropout,
         recurrent_dropout=spec.recurrent_dropout,
         kernel_regularizer=reg,
+        use_cudnn="auto" if spec.cudnn else False,
         name=name,
     )
 

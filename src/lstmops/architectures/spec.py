@@ -23,6 +23,10 @@ class ModelSpec(BaseModel):
     direction: Literal["forward", "backward"] = "forward"  # vanilla/stacked reading order
     dropout: float = Field(0.0, ge=0, lt=1)
     recurrent_dropout: float = Field(0.0, ge=0, lt=1)     # > 0 disables the fused cuDNN kernel
+    # Let LSTMs take the fused cuDNN kernel on a GPU. Off by default: on an H200 with
+    # Keras 3.15 / JAX 0.11 it returned wrong backward sequences (bidirectional layers)
+    # and the encoder-decoder did not learn (4% vs 99.7% whole answers without it).
+    cudnn: bool = False
     l2: float = Field(0.0, ge=0)                 # weight regularisation on LSTM kernels
     filters: int = Field(2, gt=0)                # cnn_lstm: Conv2D filters
     kernel: int = Field(2, gt=0)                 # cnn_lstm: Conv2D kernel size
