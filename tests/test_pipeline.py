@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBLEM_NAMES = ["echo", "damped_sine", "moving_square", "addition", "cumulative_sum", "rectangles"]
 TINY = {"train": 300, "validation": 60, "test": 60}
 DATA_STAGES = ("generate", "validate", "prepare")
+MODEL_STAGES = ("evaluate", "finalize")
 
 pytestmark = pytest.mark.pipeline
 
@@ -41,7 +42,9 @@ def _tiny_params(repo: Path, **edits) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for cfg in params["problems"].values():
         cfg["sizes"] = dict(TINY)
+        cfg["train"].update(epochs=2, patience=1)
     params["problems"]["moving_square"]["process"]["size"] = 12
+    params["evaluate"].update(repeats=2, test_size=50, workers=1, generated_shapes=50)
     for dotted, value in edits.items():
         *parents, last = dotted.split(".")
         node = params
@@ -93,8 +96,45 @@ def test_rebuild_is_bit_identical_and_noop_is_quiet(repo):
     before = _stage_hashes(repo)
     run(["dvc", "repro", "-f", *[f"{s}@{p}" for s in DATA_STAGES for p in PROBLEM_NAMES]], repo)
     assert _stage_hashes(repo) == before
-    done = run(["dvc", "status"], repo)
+    done = run(["dvc", "status", *[f"{s}@{p}" for s in DATA_STAGES for p in PROBLEM_NAMES]], repo)
     assert "changed" not in done.stdout
+
+
+def test_full_repro_evaluates_and_finalizes_every_problem(repo):
+    run(["dvc", "repro"], repo)
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
+    flat = json.dumps(shown)
+    for name in PROBLEM_NAMES:
+        evaluation = json.loads((repo / "metrics" / name / "evaluation.json").read_text())
+        primary = evaluation["metrics"][evaluation["primary_metric"]]
+        assert primary["n"] == 2 and primary["min"] <= primary["mean"] <= primary["max"]
+        assert primary["ci_low"] <= primary["mean"] <= primary["ci_high"]
+        assert f"metrics/{name}/evaluation.json" in flat
+        for picture in ("learning_curves.png", "scores_boxplot.png"):
+            assert (repo / "metrics" / name / picture).stat().st_size > 1000
+        bundle = repo / "models" / name
+        for part in ("model.json", "model.weights.h5", "preprocessing.json", "metadata.json", "checksums.json"):
+            assert (bundle / part).is_file(), part
+        metadata = json.loads((bundle / "metadata.json").read_text())
+        assert metadata["device"]["backend"] == "jax" and metadata["data_md5"]
+    assert (repo / "metrics" / "rectangles" / "generated.png").is_file()
+
+
+def test_forced_repro_gives_identical_metrics(repo):
+    before = {n: (repo / "metrics" / n / "evaluation.json").read_text() for n in PROBLEM_NAMES}
+    finals = {n: (repo / "metrics" / n / "final.json").read_text() for n in PROBLEM_NAMES}
+    run(["dvc", "repro", "-f", *[f"{s}@{p}" for s in MODEL_STAGES for p in PROBLEM_NAMES]], repo)
+    assert {n: (repo / "metrics" / n / "evaluation.json").read_text() for n in PROBLEM_NAMES} == before
+    assert {n: (repo / "metrics" / n / "final.json").read_text() for n in PROBLEM_NAMES} == finals
+
+
+def test_finalized_bundle_loads_and_predicts_like_the_metrics_say(repo):
+    from lstmops.bundle import load_bundle
+    from lstmops.evaluation import score_model
+
+    model, preparer, metadata = load_bundle(repo / "models" / "echo")
+    test = pd.read_parquet(repo / "data" / "raw" / "echo" / "test.parquet")
+    assert score_model("echo", model, preparer, test) == metadata["test_metrics"]
 
 
 def test_frames_are_uint8_and_compact(repo):

@@ -74,3 +74,22 @@ def metrics_dir(problem: str, root: Path | None = None) -> Path:
 def dvc_lock(root: Path | None = None) -> Path:
     """DVC's record of the last build: data hashes per stage."""
     return (root or repo_root()) / "dvc.lock"
+
+
+def registry_dir(root: Path | None = None) -> Path:
+    """The model registry's artifacts: one folder per problem, ``v<N>`` per version."""
+    return (root or repo_root()) / "registry"
+
+
+def database_url(root: Path | None = None) -> str:
+    """Where registry metadata, predictions and observations live: ``$LSTMOPS_DB_URL``,
+    else a SQLite file in the registry folder. Any SQLAlchemy URL works (e.g. PostgreSQL)."""
+    env = os.environ.get("LSTMOPS_DB_URL")
+    if env:
+        return env
+    return f"sqlite:///{registry_dir(root) / 'lstmops.db'}"
+
+
+def registered_file(problem: str, root: Path | None = None) -> Path:
+    """What the register stage did for one problem (version, champion), tracked by DVC."""
+    return metrics_dir(problem, root) / "registered.json"
