@@ -1,0 +1,380 @@
+"""``lstmops``: the command line of the registered models.
+
+Commands: ``problems``, ``sample``, ``predict``, ``observe``, ``skill`` and ``models
+list|show|rollback``; ``--help`` on each, ``--json`` for scripts. Every failure the user
+can cause prints one line, ``lstmops COMMAND: error: ...``, and exits with status 2.
+Heavy libraries (Keras, JAX, pandas, scikit-learn) load inside the commands that need
+them, so ``lstmops --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+# The six problem names, kept here so that --help and name checks import nothing
+# heavy; tests/test_cli.py checks them against lstmops.problems.PROBLEMS.
+PROBLEM_NAMES = ("echo", "damped_sine", "moving_square", "addition", "cumulative_sum", "rectangles")
+TASKS = {
+    "echo": "remember the integer at a fixed position of a sequence",
+    "damped_sine": "forecast the next steps of a damped sine wave",
+    "moving_square": "tell which way a line is drawn across a video",
+    "addition": "add numbers written as text, answer as text",
+    "cumulative_sum": "flag each step once a running sum passes a threshold",
+    "rectangles": "draw a rectangle point by point from the origin",
+}
+
+app = typer.Typer(help="Registered LSTM models: sample raw inputs, predict, record true outcomes, track skill.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="Registered model versions: list, show, roll back.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+ProblemArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(PROBLEM_NAMES)}.", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _known(err: BaseException) -> bool:
+    """Failures worth one line (bad input, missing model, tampering, database), not a traceback."""
+    from lstmops.database import DatabaseError
+
+    kinds: tuple[type, ...] = (ValueError, KeyError, OSError, DatabaseError)
+    if "sqlalchemy" in sys.modules:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        kinds += (SQLAlchemyError,)
+    return isinstance(err, kinds)
+
+
+@contextmanager
+def _errors(command: str) -> Iterator[None]:
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as err:  # noqa: BLE001 - filtered by _known, the rest propagate
+        if not _known(err):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        first = (str(message).strip().splitlines() or [type(err).__name__])[0]
+        typer.echo(f"lstmops {command}: error: {first}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _problem(name: str) -> str:
+    if name not in PROBLEM_NAMES:
+        raise ValueError(f"unknown problem {name!r} (known: {', '.join(PROBLEM_NAMES)})")
+    return name
+
+
+def _db(ctx: typer.Context) -> str | None:
+    return (ctx.obj or {}).get("db")
+
+
+def _registry(ctx: typer.Context) -> Any:
+    from lstmops.registry import Registry
+
+    return Registry(_db(ctx))
+
+
+def _store(ctx: typer.Context) -> Any:
+    from lstmops.store import Store
+
+    return Store(_db(ctx))
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=1, default=str))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Rows as aligned plain-text columns."""
+    cells = [[str(c) for c in columns]] + [["-" if r.get(c) is None else _cell(r[c]) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for row in cells:
+        typer.echo("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.5g}" if isinstance(value, float) else str(value)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"lstmops {version('lstmops')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(ctx: typer.Context,
+             db: Annotated[Optional[str], typer.Option(
+                 "--db", envvar="LSTMOPS_DB_URL", show_envvar=True,
+                 help="Database URL of the registry and the prediction store "
+                      "(default: sqlite:///<repo>/registry/lstmops.db).")] = None,
+             version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="Show the version and exit.")] = False) -> None:
+    """Registered LSTM models: sample raw inputs, predict, record true outcomes, track skill."""
+    ctx.obj = {"db": db}
+
+
+def _architectures() -> dict[str, str]:
+    """``problems.<p>.architecture`` from params.yaml, when there is one (read without full validation)."""
+    import yaml
+
+    from lstmops import paths
+
+    try:
+        raw = yaml.safe_load(paths.params_file().read_text(encoding="utf-8")) or {}
+        return {name: spec.get("architecture") for name, spec in (raw.get("problems") or {}).items()}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+
+
+@app.command()
+def problems(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """The six problems: task, architecture, champion and previous versions."""
+    with _errors("problems"):
+        registry = _registry(ctx)
+        configured = _architectures()
+        rows = []
+        for name in PROBLEM_NAMES:
+            versions = registry.versions(name)
+            aliases = {a: v.version for v in versions for a in v.aliases}
+            champion = next((v for v in versions if "champion" in v.aliases), None)
+            architecture = configured.get(name) or (champion.architecture if champion else None)
+            rows.append({"problem": name, "architecture": architecture, "champion": aliases.get("champion"),
+                         "previous": aliases.get("previous"), "versions": len(versions), "task": TASKS[name]})
+        if json_out:
+            _print_json(rows)
+        else:
+            _table(rows, ["problem", "architecture", "champion", "previous", "versions", "task"])
+
+
+@app.command()
+def sample(
+    problem: ProblemArg,
+    n: Annotated[int, typer.Option("-n", "--rows", min=1, help="Number of rows.", show_default=False)],
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same rows).")] = None,
+    as_of: Annotated[Optional[str], typer.Option(
+        "--as-of", help="Draw from the process as it stands on this date (YYYY-MM-DD; drift applies) "
+                        "(default: today).")] = None,
+    with_targets: Annotated[bool, typer.Option(
+        "--with-targets", help="Add the true target columns (for `lstmops observe`).")] = False,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write here (.csv or .jsonl) "
+                                                   "instead of standard output.")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="csv or jsonl (default: from -o, else csv).")] = None,
+) -> None:
+    """Raw input rows drawn from a problem's process, in the input format `predict` reads."""
+    with _errors("sample"):
+        _problem(problem)
+        from lstmops import paths
+        from lstmops.config import load_settings
+        from lstmops.rawio import write_rows
+        from lstmops.sampling import parse_date, sample_rows
+
+        settings = load_settings(paths.params_file())
+        rows, note = sample_rows(settings, problem, n, seed, parse_date(as_of), with_targets)
+        write_rows(rows, output, fmt)
+        if note:
+            typer.echo(f"lstmops sample: {note}", err=True)
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    problem: ProblemArg,
+    source: Annotated[Optional[str], typer.Option(
+        "--input", "-i", help="Raw rows: a .csv or .jsonl file, or - for standard input.")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="champion, previous, latest or a version number.")]
+    = "champion",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write results here (.csv, .jsonl, "
+                                                   "or text) instead of standard output.")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", min=1, help="rectangles: shapes to draw (no --input).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="rectangles: random seed of the drawing.")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Input format: csv or jsonl "
+                                               "(default: from the file name or content).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Predict from raw rows with a registered model and log every prediction with its model version."""
+    with _errors("predict"):
+        _problem(problem)
+        if output is not None and not output.parent.is_dir():
+            raise FileNotFoundError(f"no folder {output.parent} for the output file")
+        registry, store = _registry(ctx), _store(ctx)
+        from lstmops.rawio import read_rows
+        from lstmops.serving import predict as run
+
+        table = read_rows(problem, source, fmt) if source is not None else None
+        if table is not None and n is not None:
+            raise ValueError("give either --input or --n, not both")
+        batch = run(problem, table, registry, store, model, n, seed)
+        _write_predictions(batch, output, json_out)
+        note = f"{problem}: {len(batch.ids)} prediction(s) by model v{batch.version}, logged"
+        typer.echo(note + (f", written to {output}" if output else ""), err=True)
+
+
+def _write_predictions(batch: Any, output: Path | None, json_out: bool) -> None:
+    texts = batch.texts()
+    if output is None or output.suffix.lower() not in (".csv", ".jsonl", ".json"):
+        if json_out and output is None:
+            lines = [json.dumps({"id": i, "model_version": batch.version, "prediction": y, "text": t})
+                     for i, y, t in zip(batch.ids, batch.outputs, texts)]
+        else:
+            lines = [f"{i}  {t}" for i, t in zip(batch.ids, texts)]
+        text = "\n".join(lines) + "\n"
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+        return
+    import pandas as pd
+
+    from lstmops.rawio import write_rows
+    from lstmops.readable import as_targets
+
+    if output.suffix.lower() == ".csv":
+        rows = [{"id": i, "model_version": batch.version, **as_targets(batch.problem, y), "text": t}
+                for i, y, t in zip(batch.ids, batch.outputs, texts)]
+    else:
+        rows = [{"id": i, "model_version": batch.version, "prediction": y, "text": t}
+                for i, y, t in zip(batch.ids, batch.outputs, texts)]
+    write_rows(pd.DataFrame(rows), output)
+
+
+@app.command()
+def observe(
+    ctx: typer.Context,
+    problem: ProblemArg,
+    source: Annotated[str, typer.Option("--input", "-i", help="Rows with the prediction id and the true target "
+                                        "columns (.csv, .jsonl, or - for standard input).", show_default=False)],
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite earlier observations of the same ids.")]
+    = False,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Input format: csv or jsonl.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record the true outcomes of earlier predictions, to score the models that made them."""
+    with _errors("observe"):
+        _problem(problem)
+        registry, store = _registry(ctx), _store(ctx)
+        from lstmops.rawio import read_rows
+        from lstmops.serving import observe as run
+
+        count = run(problem, read_rows(problem, source, fmt), registry, store, replace)
+        if json_out:
+            _print_json({"problem": problem, "observations": count})
+        else:
+            typer.echo(f"{problem}: {count} observation(s) recorded")
+
+
+@app.command()
+def skill(
+    ctx: typer.Context,
+    problem: ProblemArg,
+    interval: Annotated[str, typer.Option(help="day, week or month.")] = "day",
+    model: Annotated[Optional[int], typer.Option("--model", "-m", help="Only this model version.")] = None,
+    by: Annotated[str, typer.Option(help="Bucket by the time of the prediction (predicted) or of the "
+                                    "observation (observed).")] = "predicted",
+    json_out: JsonOpt = False,
+) -> None:
+    """Skill per interval and model version, from stored predictions and observations."""
+    with _errors("skill"):
+        rows = _store(ctx).skill(_problem(problem), interval, model, by=by)
+        if json_out:
+            _print_json(rows)
+        elif not rows:
+            typer.echo(f"{problem}: no observed predictions yet")
+        else:
+            _table(rows, list(rows[0]))
+
+
+@models_app.command("list")
+def models_list(ctx: typer.Context,
+                problem: Annotated[Optional[str], typer.Argument(help="One problem (default: all).")] = None,
+                json_out: JsonOpt = False) -> None:
+    """Registered versions with their aliases and test skill."""
+    with _errors("models list"):
+        registry = _registry(ctx)
+        names = [_problem(problem)] if problem else list(PROBLEM_NAMES)
+        found = [v for name in names for v in registry.versions(name)]
+        if json_out:
+            _print_json([{k: v for k, v in mv.to_dict().items() if k != "metadata"} for mv in found])
+            return
+        rows = [{"problem": v.problem, "version": v.version, "aliases": ",".join(v.aliases) or None,
+                 "architecture": v.architecture, "registered": v.registered_at.strftime("%Y-%m-%d %H:%M"),
+                 "test": _headline(v.metadata)} for v in found]
+        if rows:
+            _table(rows, ["problem", "version", "aliases", "architecture", "registered", "test"])
+        else:
+            typer.echo("no registered models")
+
+
+def _headline(meta: dict[str, Any]) -> str | None:
+    metrics = meta.get("test_metrics") or {}
+    primary = (meta.get("evaluation") or {}).get("primary_metric") or next(iter(metrics), None)
+    return f"{primary} {metrics[primary]:.4g}" if primary in metrics else None
+
+
+@models_app.command("show")
+def models_show(ctx: typer.Context, problem: ProblemArg,
+                model: Annotated[str, typer.Argument(help="champion, previous, latest or a version number.")]
+                = "champion",
+                json_out: JsonOpt = False) -> None:
+    """One version in full: files and checksum check, metadata, aliases, and the problem's ledger."""
+    with _errors("models show"):
+        registry = _registry(ctx)
+        mv = registry.resolve(_problem(problem), model)
+        try:
+            registry.verify(mv)
+            integrity = "ok"
+        except ValueError as err:
+            integrity = f"FAILED: {err}"
+        ledger = [p.to_dict() for p in registry.ledger(problem, limit=20)]
+        if json_out:
+            _print_json(mv.to_dict() | {"integrity": integrity, "ledger": ledger})
+            return
+        meta = mv.metadata
+        typer.echo(f"{mv.problem} v{mv.version} {('(' + ', '.join(mv.aliases) + ')') if mv.aliases else ''}".rstrip())
+        for key, value in [("architecture", mv.architecture), ("folder", mv.folder), ("integrity", integrity),
+                           ("registered", f"{mv.registered_at:%Y-%m-%d %H:%M:%S} UTC by {mv.registered_by}"),
+                           ("source", mv.source), ("epochs", meta.get("epochs")), ("data as of", meta.get("as_of")),
+                           ("test metrics", meta.get("test_metrics")), ("device", meta.get("device"))]:
+            if value is not None:
+                typer.echo(f"  {key}: {value}")
+        for entry in ledger:
+            typer.echo(f"  ledger #{entry['id']} {entry['at']} {entry['action']} v{entry['champion']} "
+                       f"(was {entry['replaced'] or '-'}) by {entry['actor']}: {entry['reason']}"
+                       + (f" [{entry['evidence']}]" if entry["evidence"] else ""))
+
+
+@models_app.command("rollback")
+def models_rollback(
+    ctx: typer.Context, problem: ProblemArg,
+    reason: Annotated[str, typer.Option(help="Why, for the promotion ledger.", show_default=False)],
+    evidence: Annotated[Optional[str], typer.Option(help="A link or path to the evidence.")] = None,
+    actor: Annotated[Optional[str], typer.Option(help="Who (default: user@host).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Swap champion and previous: the previous model serves again."""
+    with _errors("models rollback"):
+        entry = _registry(ctx).rollback(_problem(problem), reason, actor, evidence)
+        if json_out:
+            _print_json(entry.to_dict())
+        else:
+            typer.echo(f"{problem}: champion is v{entry.champion} again, previous v{entry.previous} "
+                       f"(ledger #{entry.id})")
+
+
+def main() -> None:
+    """Console entry point ``lstmops``."""
+    app(prog_name="lstmops")
+
+
+if __name__ == "__main__":
+    main()

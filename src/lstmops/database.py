@@ -1,0 +1,122 @@
+"""One SQLAlchemy engine per database URL, with SQLite set up for safe concurrent use.
+
+SQLite (the default) runs in WAL mode, so readers never block the writer, with foreign
+keys on and a generous busy timeout. Write transactions that must not interleave
+(registering a version, promoting, rolling back) start with ``BEGIN IMMEDIATE``, which
+takes SQLite's write lock at once: two racing promoters then run one after the other,
+never both on the same stale state. On PostgreSQL the same code locks the problem's
+row with ``SELECT ... FOR UPDATE`` (see :func:`lock_row`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, select
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+_ENGINES: dict[str, Engine] = {}
+BUSY_TIMEOUT_S = 30
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be opened or used; the message is one line."""
+
+
+def utcnow() -> datetime:
+    """The current time in UTC, naive (every timestamp in the database is naive UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    in_memory = engine.url.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy issues BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def engine_for(url: str) -> Engine:
+    """The (cached) engine of ``url``; a SQLite file's folder is created on first use."""
+    if url in _ENGINES:
+        return _ENGINES[url]
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
+        raise DatabaseError(f"not a database URL: {url!r}") from None
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        folder = Path(parsed.database).parent if parsed.database not in (None, "", ":memory:") else None
+        if folder is not None and not folder.is_dir():
+            try:  # e.g. the registry folder of a fresh checkout; never a whole missing tree
+                folder.mkdir(exist_ok=True)
+            except OSError:
+                raise DatabaseError(f"cannot create the database {parsed.database}: no folder {folder.parent}") from None
+        kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
+    try:
+        engine = create_engine(url, **kwargs)
+    except Exception as err:  # noqa: BLE001 - e.g. a driver that is not installed
+        raise DatabaseError(f"cannot use database {parsed.render_as_string(hide_password=True)}: {err}") from None
+    if engine.dialect.name == "sqlite":
+        _sqlite_setup(engine)
+    _ENGINES[url] = engine
+    return engine
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create missing tables; a concurrent creator winning the race is not an error."""
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine)
+            return
+        except (OperationalError, IntegrityError) as err:
+            if "already exists" not in str(err) or attempt == 2:
+                url = engine.url.render_as_string(hide_password=True)
+                raise DatabaseError(f"cannot open database {url}: {str(err.orig).strip()}") from None
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the write lock from its first statement (SQLite) and commits at the end."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execution_options(sqlite_begin="IMMEDIATE")
+        with connection.begin():
+            yield connection
+
+
+def lock_row(connection: Connection, table: Table, key_column: str, key: Any, defaults: dict | None = None) -> Any:
+    """Get-or-create one row and lock it until the transaction ends (``FOR UPDATE``).
+
+    On SQLite, :func:`writing` already holds the database's write lock, and
+    ``FOR UPDATE`` is left out by the dialect; on PostgreSQL the row lock serialises
+    every writer of this key while other keys proceed.
+    """
+    column = table.c[key_column]
+    query = select(table).where(column == key).with_for_update()
+    row = connection.execute(query).first()
+    if row is None:
+        try:
+            with connection.begin_nested():
+                connection.execute(table.insert().values({key_column: key, **(defaults or {})}))
+        except IntegrityError:
+            pass  # another writer created it first: lock theirs
+        row = connection.execute(query).first()
+    return row

@@ -1,0 +1,118 @@
+"""Raw rows checked before a model sees them: the data contract, syntax, the fitted ranges.
+
+``predict`` checks the input columns and ``observe`` the target columns against the
+data contract of the model's own fitted settings (columns, types, NaN/inf, ranges and
+value sets, addition's expression syntax), with NumPy and pandas only: fast enough for
+the predict path, where Great Expectations' import alone would take seconds. The fitted
+preprocessing then applies its own range and vocabulary checks (policy ``reject`` or
+``clip``), whose messages :func:`reworded` turns into the same one-line form.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lstmops.bundle import PREPROCESSING
+from lstmops.rawio import InputError, check_columns, column_text, typed_numbers
+from lstmops.registry import ModelVersion
+from lstmops.store import GENERATIVE
+
+
+def _params(problem: str, data: dict) -> Any:
+    from lstmops.problems import get_problem
+
+    return get_problem(problem).Params.model_validate(data)
+
+
+def version_params(mv: ModelVersion) -> Any:
+    """The process parameters a registered model was fitted with (read from its preprocessing JSON)."""
+    data = json.loads((mv.folder / PREPROCESSING).read_text(encoding="utf-8"))
+    return _params(mv.problem, data["params"])
+
+
+def predict_columns(problem: str, params: Any) -> list[str]:
+    """Raw columns ``predict`` needs: the input columns, none for the generative problem."""
+    from lstmops.problems import get_problem
+
+    return [] if problem in GENERATIVE else get_problem(problem).input_columns(params)
+
+
+def _typed(problem: str, params: Any, table: pd.DataFrame, columns: list[str], ids: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of ``table`` checked against the problem's data contract and typed."""
+    from lstmops.problems import get_problem
+
+    contract = get_problem(problem).contract(params)
+    numeric = {c: contract.dtypes[c] for c in columns if contract.dtypes[c] in ("int", "float")}
+    out = typed_numbers(problem, table, numeric, contract.ranges, contract.value_sets, ids) if numeric else None
+    texts = {c: column_text(table[c]).str.replace(r"\s+", "", regex=True) for c in columns if c not in numeric}
+    if problem == "addition" and "expression" in texts:
+        check_expressions(problem, params, texts["expression"], ids)
+    typed = pd.DataFrame(texts) if out is None else out.assign(**texts)
+    return typed[columns]
+
+
+def check_expressions(problem: str, params: Any, texts: pd.Series, ids: Sequence[str]) -> None:
+    """Addition: digits and ``+`` only, ``n_terms`` terms, each at most ``largest``, within the input width."""
+    from lstmops.problems.addition import input_width
+
+    n, largest = params.n_terms, params.largest
+    example = "+".join(str(v) for v in (10, 2, 7, 4, 1, 9)[:n])
+    empty = (texts == "").to_numpy()
+    chars = texts.str.fullmatch(r"[0-9+]*").to_numpy()
+    shaped = texts.str.fullmatch(rf"\d+(\+\d+){{{n - 1}}}").to_numpy()
+    long = (texts.str.len() > input_width(params)).to_numpy()
+    bad = np.flatnonzero(empty | ~chars | ~shaped | long)
+    terms = texts.where(shaped, "+".join("0" * n)).str.split("+", expand=True).astype(np.int64).to_numpy()
+    too_big = np.flatnonzero((terms > largest).any(axis=1))
+    first = min([*bad[:1], *too_big[:1]], default=None)
+    if first is None:
+        return
+    text = texts.iloc[first]
+    if empty[first]:
+        message = "column expression is empty"
+    elif not chars[first]:
+        char = re.search(r"[^0-9+]", text).group(0)
+        message = f"expression {text!r} has unknown character {char!r} (only digits and +, e.g. {example})"
+    elif not shaped[first]:
+        message = f"expression {text!r} is malformed: expected {n} whole numbers joined by + (e.g. {example})"
+    elif long[first]:
+        message = f"expression {text!r} is {len(text)} characters long; the model reads at most {input_width(params)}"
+    else:
+        big = max(int(t) for t in text.split("+"))
+        message = f"expression {text!r} has term {big}, above {largest}, the largest the model was trained on"
+    raise InputError(problem, message, int(first), ids)
+
+
+def validate_inputs(problem: str, params: Any, table: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
+    """The input columns of raw rows, checked and typed; a bad row raises :class:`InputError`."""
+    from lstmops.problems import get_problem
+
+    columns = predict_columns(problem, params)
+    check_columns(problem, table, columns, ["id", *get_problem(problem).target_columns(params)])
+    return _typed(problem, params, table, columns, ids)
+
+
+def validate_targets(problem: str, params: Any, table: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
+    """The true target columns of raw rows (for ``observe``), checked and typed."""
+    from lstmops.problems import get_problem
+
+    module = get_problem(problem)
+    targets = module.target_columns(params)
+    check_columns(problem, table, targets, ["id", "observed_at", *module.input_columns(params)])
+    return _typed(problem, params, table, targets, ids)
+
+
+def reworded(problem: str, err: Exception, ids: Sequence[str]) -> InputError:
+    """A preparer's error (rows counted from 0 in its own words) as a one-line :class:`InputError`."""
+    message = str(err)
+    found = re.search(r"\brow (\d+)\b", message)
+    if not found:
+        return InputError(problem, message)
+    detail = re.sub(r"^row \d+: ", "", message)
+    detail = re.sub(r": row \d+ (has|is) ", r" \1 ", detail)
+    return InputError(problem, detail, int(found.group(1)), ids)

@@ -1,0 +1,260 @@
+"""Serving a registered model: raw rows in, checked, prepared, predicted, decoded, logged.
+
+Order matters: the checksums are verified and every row is checked (see
+:mod:`lstmops.inputs`) before Keras loads the model, so bad input fails in a fraction
+of a second and nothing is logged for it. The model is rebuilt from its JSON in Keras
+safe mode (no Python code from files, no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lstmops.bundle import ARCHITECTURE, PREPROCESSING, WEIGHTS
+from lstmops.inputs import reworded, validate_inputs, validate_targets, version_params
+from lstmops.rawio import InputError, row_ids
+from lstmops.registry import ModelVersion, Registry
+from lstmops.store import GENERATIVE, Store
+
+CHUNK_ROWS = 4096        # most rows per model call; smaller inputs are padded to a power of two
+MIN_BATCH = 32
+VIDEO_CHUNK_ROWS = 256   # moving_square frames are size^3 bytes each: render them a chunk at a time
+
+
+def _zero_initializers(config: Any) -> None:
+    """Replace every initializer in a model config by zeros, in place.
+
+    The weights file overwrites every variable right after: drawing random and
+    orthogonal initial values first would only cost seconds of JAX compilation.
+    """
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if key.endswith("_initializer") and value is not None:
+                config[key] = {"module": "keras.initializers", "class_name": "Zeros", "config": {},
+                               "registered_name": None}
+            else:
+                _zero_initializers(value)
+    elif isinstance(config, list):
+        for value in config:
+            _zero_initializers(value)
+
+
+def compile_cache_dir() -> Path | None:
+    """Where JAX keeps compiled programs between processes: ``$LSTMOPS_JAX_CACHE`` ("off" disables),
+    else ``~/.cache/lstmops/jax``. Only this process's own compilations are stored there."""
+    setting = os.environ.get("LSTMOPS_JAX_CACHE")
+    if setting is not None:
+        return None if setting.strip().lower() in ("", "off", "0", "none") else Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lstmops" / "jax"
+
+
+def _use_compile_cache() -> None:
+    """Reuse compiled predict programs across ``lstmops predict`` runs (JAX backend only).
+
+    A model's first prediction compiles it (most of a small run's time); with fixed
+    batch shapes (:func:`model_outputs`) later runs of the same model load the program.
+    """
+    folder = compile_cache_dir()
+    if folder is None or os.environ.get("KERAS_BACKEND") != "jax":
+        return
+    import jax
+
+    folder.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+def load_model(folder: Path) -> Any:
+    """Rebuild a bundle's model for inference: JSON in Keras safe mode, then its weights.
+
+    No compile configuration (no optimizer or loss is needed to predict), so a weights
+    file is all the state there is. Call only after the checksums have been verified.
+    """
+    from lstmops.training import use_default_backend
+
+    use_default_backend()
+    _use_compile_cache()
+    import keras
+
+    from lstmops.architectures import custom_objects
+
+    config = json.loads((folder / ARCHITECTURE).read_text(encoding="utf-8"))
+    config.pop("compile_config", None)
+    _zero_initializers(config)
+    model = keras.saving.deserialize_keras_object(config, custom_objects=custom_objects(), safe_mode=True)
+    model.load_weights(folder / WEIGHTS)
+    return model
+
+
+def model_outputs(model: Any, x: np.ndarray, chunk: int = CHUNK_ROWS) -> np.ndarray:
+    """Raw outputs in calls of a few fixed batch sizes (powers of two up to ``chunk``), padding the rest.
+
+    JAX compiles one program per batch shape: a handful of shapes keeps that to one
+    compilation per model and size class, which the compile cache then keeps.
+    """
+    n = len(x)
+    batch = chunk if n >= chunk else max(MIN_BATCH, 1 << (n - 1).bit_length())
+    pad = (-n) % batch
+    padded = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x
+    return np.asarray(model.predict(padded, batch_size=batch, verbose=0))[:n]
+
+
+@dataclass
+class Served:
+    """A registered version opened for serving: checksums verified, preprocessing loaded, model on demand."""
+
+    version: ModelVersion
+    preparer: Any
+    _model: Any = field(default=None, repr=False)
+
+    @property
+    def model(self) -> Any:
+        """The Keras model, loaded on first use."""
+        if self._model is None:
+            self._model = load_model(self.version.folder)
+        return self._model
+
+    @property
+    def temperature(self) -> float:
+        """Sampling temperature of a generative model (from its metadata; 1 if absent)."""
+        settings = self.version.metadata.get("settings", {})
+        return float(settings.get("model", {}).get("temperature", settings.get("temperature", 1.0)))
+
+
+def open_version(registry: Registry, problem: str, ref: str | int | None = "champion") -> Served:
+    """Resolve ``ref``, verify every file's checksum, load the fitted preprocessing (JSON)."""
+    from lstmops.preparers import load_preparer
+
+    mv = registry.resolve(problem, ref)
+    registry.verify(mv)
+    preparer = load_preparer(mv.folder / PREPROCESSING)
+    if preparer.name != problem:
+        raise InputError(problem, f"v{mv.version} holds preprocessing for {preparer.name}, not {problem}")
+    return Served(mv, preparer)
+
+
+def _prepared(problem: str, served: Served, typed: pd.DataFrame, ids: Sequence[str]) -> Iterator[np.ndarray]:
+    """Model inputs, chunk by chunk; the preparer's checks run (and fail) before this returns."""
+    preparer = served.preparer
+    try:
+        if problem == "moving_square":  # frames are rendered a chunk at a time, after checking every row
+            chunks = preparer.inputs_chunks(typed, VIDEO_CHUNK_ROWS)
+            return _chain(next(chunks), chunks)
+        return iter([preparer.inputs(typed)])
+    except ValueError as err:
+        raise reworded(problem, err, ids) from None
+
+
+def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest
+
+
+def predict_typed(problem: str, served: Served, chunks: Iterator[np.ndarray]) -> list[Any]:
+    """Decoded predictions (the inverse preparation) of prepared input chunks."""
+    size = VIDEO_CHUNK_ROWS if problem == "moving_square" else CHUNK_ROWS
+    decoded: list[Any] = []
+    for x in chunks:
+        decoded += served.preparer.decode(model_outputs(served.model, x, size))
+    return decoded
+
+
+def draw(served: Served, n: int, seed: int | None = None) -> list[list[list[float]]]:
+    """``n`` shapes drawn by a generative model from the origin, each as 4 ``[x, y]`` points."""
+    from lstmops.evaluation import generate_rectangles
+
+    shapes = generate_rectangles(served.model, served.preparer, n, np.random.default_rng(seed), served.temperature)
+    return np.round(shapes, 6).tolist()
+
+
+@dataclass
+class PredictionBatch:
+    """What one ``predict`` call produced (and logged)."""
+
+    problem: str
+    version: int
+    ids: list[str]
+    inputs: list[dict[str, Any]]
+    outputs: list[Any]
+
+    def texts(self) -> list[str]:
+        """One readable line per prediction, e.g. ``10+2+7 → 19``."""
+        from lstmops.readable import describe
+
+        return [describe(self.problem, x, y) for x, y in zip(self.inputs, self.outputs)]
+
+
+def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store: Store | None,
+            ref: str | int | None = "champion", n: int | None = None, seed: int | None = None) -> PredictionBatch:
+    """Check raw rows, predict with the registered model ``ref``, log every prediction to ``store``.
+
+    Args:
+        table: raw rows (:func:`lstmops.rawio.read_rows`); for the generative problem,
+            rows of ids only, or None with ``n`` shapes to draw.
+        store: where predictions are logged; None logs nothing.
+        seed: randomness of generated shapes (generative problem only).
+
+    Raises:
+        InputError: a row is bad; nothing was predicted or logged.
+    """
+    served = open_version(registry, problem, ref)
+    params = served.preparer.params
+    if table is None:
+        if problem not in GENERATIVE or not n or n < 1:
+            raise InputError(problem, "no input rows (give --input FILE, or --n N shapes to draw for rectangles)")
+        table = pd.DataFrame(index=range(n))
+    ids = row_ids(problem, table, generate=True)
+    shown = ids if "id" in table.columns else None  # name a row by its id only when the user gave one
+    typed = validate_inputs(problem, params, table, shown)
+    chunks = None if problem in GENERATIVE else _prepared(problem, served, typed, shown)
+    if store is not None:
+        taken = store.known_ids(problem, ids)
+        if taken:
+            row = next(i for i, v in enumerate(ids) if v in taken)
+            raise InputError(problem, f"id {ids[row]} was already predicted (ids must be new)", row, ids)
+    outputs = draw(served, len(ids), seed) if chunks is None else predict_typed(problem, served, chunks)
+    inputs = typed.to_dict("records") if len(typed.columns) else [{} for _ in ids]
+    if store is not None:
+        store.log_predictions(problem, served.version.version, ids, inputs, outputs)
+    return PredictionBatch(problem, served.version.version, ids, inputs, outputs)
+
+
+def observe(problem: str, table: pd.DataFrame, registry: Registry, store: Store, replace: bool = False) -> int:
+    """Record the true outcomes of earlier predictions; a bad row raises :class:`InputError`, nothing stored."""
+    from lstmops.rawio import typed_times
+
+    if problem in GENERATIVE:
+        raise InputError(problem, "a generated shape has no true outcome to observe; its skill is scored from "
+                                  f"the drawings themselves (lstmops skill {problem})")
+    ids = row_ids(problem, table, generate=False)
+    versions = store.versions_of(problem, ids)
+    for row, value in enumerate(ids):
+        if value not in versions:
+            raise InputError(problem, f"no prediction with id {value}", row, ids)
+    if not replace:
+        done = store.observed_ids(problem, ids)
+        for row, value in enumerate(ids):
+            if value in done:
+                raise InputError(problem, f"prediction {value} already has an observation (--replace overwrites "
+                                          "it)", row, ids)
+    targets: list[dict[str, Any]] = [{}] * len(ids)
+    for version in sorted(set(versions.values())):  # each row against the contract of the model that predicted it
+        rows = [i for i, v in enumerate(ids) if versions[v] == version]
+        params = version_params(registry.resolve(problem, version))
+        try:
+            typed = validate_targets(problem, params, table.iloc[rows].reset_index(drop=True), [ids[i] for i in rows])
+        except InputError as err:
+            raise InputError(problem, err.detail, None if err.row is None else rows[err.row], ids) from None
+        for i, record in zip(rows, typed.to_dict("records")):
+            targets[i] = record
+    times = typed_times(problem, table, "observed_at", ids) if "observed_at" in table.columns else None
+    return store.record_observations(problem, ids, targets, times, replace)
