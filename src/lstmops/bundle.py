@@ -63,19 +63,49 @@ def verify_bundle(folder: Path) -> dict[str, str]:
     return sums
 
 
-def load_bundle(folder: Path) -> tuple[Any, Any, dict]:
-    """Verify, then load (model, preparer, metadata) from ``folder``."""
-    verify_bundle(folder)
+def _zero_initializers(config: Any) -> None:
+    """Replace every initializer in a model config by zeros, in place.
+
+    The weights file overwrites every variable right after: drawing random and
+    orthogonal initial values first would only cost seconds of JAX compilation.
+    """
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if key.endswith("_initializer") and value is not None:
+                config[key] = {"module": "keras.initializers", "class_name": "Zeros", "config": {},
+                               "registered_name": None}
+            else:
+                _zero_initializers(value)
+    elif isinstance(config, list):
+        for value in config:
+            _zero_initializers(value)
+
+
+def load_model(folder: Path) -> Any:
+    """Rebuild a bundle's model for inference: JSON in Keras safe mode, then its weights.
+
+    No compile configuration (no optimizer or loss is needed to predict), so a weights
+    file is all the state there is. Call only after the checksums have been verified.
+    """
     from lstmops.training import use_default_backend
 
     use_default_backend()
     import keras
 
     from lstmops.architectures import custom_objects
+
+    config = json.loads((folder / ARCHITECTURE).read_text(encoding="utf-8"))
+    config.pop("compile_config", None)
+    _zero_initializers(config)
+    model = keras.saving.deserialize_keras_object(config, custom_objects=custom_objects(), safe_mode=True)
+    model.load_weights(folder / WEIGHTS)
+    return model
+
+
+def load_bundle(folder: Path) -> tuple[Any, Any, dict]:
+    """Verify, then load (model, preparer, metadata) from ``folder``."""
+    verify_bundle(folder)
     from lstmops.preparers import load_preparer
 
-    model = keras.models.model_from_json((folder / ARCHITECTURE).read_text(encoding="utf-8"),
-                                         custom_objects=custom_objects())
-    model.load_weights(folder / WEIGHTS)
     metadata = json.loads((folder / METADATA).read_text(encoding="utf-8"))
-    return model, load_preparer(folder / PREPROCESSING), metadata
+    return load_model(folder), load_preparer(folder / PREPROCESSING), metadata

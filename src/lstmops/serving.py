@@ -8,7 +8,6 @@ safe mode (no Python code from files, no pickle).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from lstmops.bundle import ARCHITECTURE, PREPROCESSING, WEIGHTS
+from lstmops import bundle
+from lstmops.bundle import PREPROCESSING
 from lstmops.inputs import reworded, validate_inputs, validate_targets, version_params
 from lstmops.rawio import InputError, row_ids
 from lstmops.registry import ModelVersion, Registry
@@ -26,24 +26,6 @@ from lstmops.store import GENERATIVE, Store
 CHUNK_ROWS = 4096        # most rows per model call; smaller inputs are padded to a power of two
 MIN_BATCH = 32
 VIDEO_CHUNK_ROWS = 256   # moving_square frames are size^3 bytes each: render them a chunk at a time
-
-
-def _zero_initializers(config: Any) -> None:
-    """Replace every initializer in a model config by zeros, in place.
-
-    The weights file overwrites every variable right after: drawing random and
-    orthogonal initial values first would only cost seconds of JAX compilation.
-    """
-    if isinstance(config, dict):
-        for key, value in config.items():
-            if key.endswith("_initializer") and value is not None:
-                config[key] = {"module": "keras.initializers", "class_name": "Zeros", "config": {},
-                               "registered_name": None}
-            else:
-                _zero_initializers(value)
-    elif isinstance(config, list):
-        for value in config:
-            _zero_initializers(value)
 
 
 def compile_cache_dir() -> Path | None:
@@ -74,25 +56,12 @@ def _use_compile_cache() -> None:
 
 
 def load_model(folder: Path) -> Any:
-    """Rebuild a bundle's model for inference: JSON in Keras safe mode, then its weights.
-
-    No compile configuration (no optimizer or loss is needed to predict), so a weights
-    file is all the state there is. Call only after the checksums have been verified.
-    """
+    """The bundle's inference model (:func:`lstmops.bundle.load_model`), with the compile cache on."""
     from lstmops.training import use_default_backend
 
     use_default_backend()
     _use_compile_cache()
-    import keras
-
-    from lstmops.architectures import custom_objects
-
-    config = json.loads((folder / ARCHITECTURE).read_text(encoding="utf-8"))
-    config.pop("compile_config", None)
-    _zero_initializers(config)
-    model = keras.saving.deserialize_keras_object(config, custom_objects=custom_objects(), safe_mode=True)
-    model.load_weights(folder / WEIGHTS)
-    return model
+    return bundle.load_model(folder)
 
 
 def model_outputs(model: Any, x: np.ndarray, chunk: int = CHUNK_ROWS) -> np.ndarray:
