@@ -45,10 +45,10 @@ BIN = Path(sys.executable).parent
 PROBLEMS = ("echo", "addition", "cumulative_sum")
 HELP_TARGET_S, PREDICT_TARGET_S = 1.5, 2.0
 BASELINE = ("import os; os.environ.setdefault('KERAS_BACKEND', 'jax')\n"
-            "import lstmops.cli, lstmops.serving, lstmops.rawio, lstmops.readable, lstmops.preparers\n"
-            "import lstmops.registry, lstmops.store, lstmops.problems, sqlalchemy, pandas, sklearn\n"
+            "import lstmops.cli, lstmops.serving.predict, lstmops.serving.rawio, lstmops.serving.readable, lstmops.features.preparers\n"
+            "import lstmops.registry.versions, lstmops.store.records, lstmops.problems, sqlalchemy, pandas, sklearn\n"
             "import keras, jax, jax.numpy as jnp\n"
-            "from lstmops.architectures import custom_objects; custom_objects()\n"
+            "from lstmops.modeling.architectures import custom_objects; custom_objects()\n"
             "jnp.zeros(1).block_until_ready()\n")
 
 
@@ -69,12 +69,12 @@ def _bundle(problem: str, folder: Path) -> tuple[Path, str]:
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import numpy as np
 
-    from lstmops.architectures import build_model
-    from lstmops.bundle import save_bundle
+    from lstmops.modeling.architectures import build_model
+    from lstmops.modeling.bundle import save_bundle
     from lstmops.config import load_settings
-    from lstmops.preparers import make_preparer
+    from lstmops.features.preparers import make_preparer
     from lstmops.problems import get_problem
-    from lstmops.training import make_task
+    from lstmops.modeling.training import make_task
 
     settings = load_settings(REPO / "params.yaml")
     cfg = settings.problems[problem]
@@ -90,8 +90,8 @@ def _bundle(problem: str, folder: Path) -> tuple[Path, str]:
 def _rows(problem: str, n: int, path: Path) -> None:
     """``n`` raw input rows without ids (predict generates them, so every run logs new ones)."""
     from lstmops.config import load_settings
-    from lstmops.rawio import write_rows
-    from lstmops.sampling import sample_rows
+    from lstmops.serving.rawio import write_rows
+    from lstmops.data.sampling import sample_rows
 
     rows, _ = sample_rows(load_settings(REPO / "params.yaml"), problem, n, seed=1)
     write_rows(rows.drop(columns="id"), path)
@@ -100,10 +100,11 @@ def _rows(problem: str, n: int, path: Path) -> None:
 def stage_timings(problem: str, rows: str, out: str) -> dict[str, float]:
     """Run predict step by step in this (fresh) process, after the imports; seconds per step."""
     exec(BASELINE, {})
-    from lstmops import rawio, serving
-    from lstmops.readable import as_targets
-    from lstmops.registry import Registry
-    from lstmops.store import Store
+    from lstmops.serving import rawio
+    from lstmops.serving import predict as serving
+    from lstmops.serving.readable import as_targets
+    from lstmops.registry.versions import Registry
+    from lstmops.store.records import Store
 
     times: dict[str, float] = {}
     clock = time.perf_counter()
@@ -164,7 +165,7 @@ def main() -> None:
         results["help"] = {"best_s": min(helps), "median_s": statistics.median(helps), "target_s": HELP_TARGET_S}
         print(f"lstmops --help: best {min(helps):.2f} s, median {statistics.median(helps):.2f} s "
               f"(target <= {HELP_TARGET_S} s)")
-        from lstmops.registry import Registry
+        from lstmops.registry.versions import Registry
 
         registry = Registry()
         for problem in PROBLEMS:

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from
 
 from reference_generators import BOOK_ALPHABET, MODEL_READY_REFERENCES, REFERENCES  # noqa: E402
 
-from lstmops.preparers import PREPARERS  # noqa: E402
+from lstmops.features.preparers import PREPARERS  # noqa: E402
 from lstmops.problems import PROBLEMS  # noqa: E402
 
 # Training-set sizes of the reference method (PROBLEMS.md).

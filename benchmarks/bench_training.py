@@ -86,8 +86,11 @@ def _warm_up() -> None:
 
     import training_ours  # noqa: F401
     import training_reference  # noqa: F401
-    from lstmops import drift, evaluation, preparers, seeding  # noqa: F401
-    from lstmops.architectures import ARCHITECTURE_NAMES, get_architecture
+    from lstmops.data import drift
+    from lstmops.modeling import evaluation
+    from lstmops.features import preparers
+    from lstmops import seeding  # noqa: F401
+    from lstmops.modeling.architectures import ARCHITECTURE_NAMES, get_architecture
 
     for arch in ARCHITECTURE_NAMES:
         get_architecture(arch)

@@ -9,7 +9,7 @@ validation sequences for the skill check and prepares them, builds and compiles 
 configured architecture (``build_model`` with the task of ``make_task``, so the
 cosine schedule spans the configured epochs), and fits with the configured batch size
 and epochs. After every epoch a Keras callback scores the model on the check set the
-way ``lstmops.evaluation.score_model`` does (the prepared check inputs are kept, not
+way ``lstmops.modeling.evaluation.score_model`` does (the prepared check inputs are kept, not
 re-prepared each epoch) and stops the clock, and training, at the first epoch end where
 the skill reaches its target. The check's own time is inside the clock.
 """
@@ -49,14 +49,14 @@ def run_ours(name: str, params_path: str, criteria: list[dict[str, Any]], epochs
     """Time the project's method on ``name`` until ``criteria`` hold at an epoch end (or epochs run out)."""
     import keras
 
-    from lstmops.architectures import build_model
+    from lstmops.modeling.architectures import build_model
     from lstmops.config import load_settings
-    from lstmops.drift import generate_at
-    from lstmops.evaluation import generate_rectangles
-    from lstmops.preparers import PREPARERS
+    from lstmops.data.drift import generate_at
+    from lstmops.modeling.evaluation import generate_rectangles
+    from lstmops.features.preparers import PREPARERS
     from lstmops.problems import PROBLEMS, rectangles
     from lstmops.seeding import int_seed_for, rng_for
-    from lstmops.training import make_task, predict
+    from lstmops.modeling.training import make_task, predict
 
     settings = load_settings(Path(params_path))
     cfg = settings.problems[name]

@@ -12,10 +12,11 @@ import csv
 import json
 import math
 
-from lstmops import paths, plots
+from lstmops import paths
+from lstmops.modeling import plots
 from lstmops.config import load_settings, problem_settings
 from lstmops.entry import run_main
-from lstmops.evaluation import summarize
+from lstmops.modeling.evaluation import summarize
 from lstmops.problems import get_problem
 
 
@@ -41,7 +42,7 @@ def main() -> None:
     settings = load_settings(paths.params_file())
     cfg = problem_settings(settings, args.problem)
     problem = get_problem(args.problem)
-    from lstmops.experiment import run_repeats
+    from lstmops.modeling.experiment import run_repeats
 
     results = run_repeats(settings, args.problem, paths.repo_root())
     names = list(results[0].metrics)

@@ -14,8 +14,9 @@ from importlib import metadata as dist
 
 import yaml
 
-from lstmops import paths, plots
-from lstmops.bundle import save_bundle
+from lstmops import paths
+from lstmops.modeling import plots
+from lstmops.modeling.bundle import save_bundle
 from lstmops.config import load_settings, problem_settings
 from lstmops.entry import run_main
 from lstmops.seeding import int_seed_for, rng_for
@@ -55,8 +56,8 @@ def main() -> None:
     cfg = problem_settings(settings, args.problem)
     out = paths.metrics_dir(args.problem)
     evaluation = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
-    from lstmops.evaluation import generate_rectangles, score_model
-    from lstmops.experiment import fit_problem, load_problem_data
+    from lstmops.modeling.evaluation import generate_rectangles, score_model
+    from lstmops.modeling.experiment import fit_problem, load_problem_data
 
     data = load_problem_data(args.problem, paths.repo_root())
     seed = int_seed_for(settings.seed, args.problem, "final")

@@ -6,8 +6,8 @@ import argparse
 
 from lstmops import paths
 from lstmops.config import load_settings, problem_settings
-from lstmops.data import write_table
-from lstmops.drift import generate_at
+from lstmops.data.io import write_table
+from lstmops.data.drift import generate_at
 from lstmops.entry import run_main
 from lstmops.problems import get_problem
 from lstmops.seeding import rng_for

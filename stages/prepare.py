@@ -14,10 +14,10 @@ import numpy as np
 
 from lstmops import paths
 from lstmops.config import load_settings, problem_settings
-from lstmops.data import read_table, write_array
+from lstmops.data.io import read_table, write_array
 from lstmops.entry import run_main
-from lstmops.preparers import PREPARERS
-from lstmops.preprocessing import save_json
+from lstmops.features.preparers import PREPARERS
+from lstmops.features.transformers import save_json
 
 SPLITS = ("train", "validation", "test")
 CHUNK_ROWS = 500

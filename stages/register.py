@@ -13,7 +13,7 @@ import json
 
 from lstmops import paths
 from lstmops.entry import run_main
-from lstmops.registry import PromotionConflict, Registry
+from lstmops.registry.versions import PromotionConflict, Registry
 
 
 def main() -> None:

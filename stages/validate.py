@@ -13,10 +13,10 @@ import sys
 
 from lstmops import paths
 from lstmops.config import load_settings, problem_settings
-from lstmops.data import read_table
+from lstmops.data.io import read_table
 from lstmops.entry import StageError, run_main
 from lstmops.problems import get_problem
-from lstmops.validation import validate_table
+from lstmops.data.validation import validate_table
 
 SPLITS = ("train", "validation", "test")
 

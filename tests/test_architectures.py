@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from lstmops.architectures import (ARCHITECTURE_NAMES, ARCHITECTURES, ModelSpec, Task, build_model,
+from lstmops.modeling.architectures import (ARCHITECTURE_NAMES, ARCHITECTURES, ModelSpec, Task, build_model,
                                    custom_objects, resolve_loss)
 from lstmops.problems import get_problem
 
@@ -80,7 +80,7 @@ def test_registry_is_lazy_and_complete():
 
 
 def test_importing_the_package_does_not_import_keras():
-    code = ("import sys, lstmops.architectures as a; assert 'keras' not in sys.modules; "
+    code = ("import sys, lstmops.modeling.architectures as a; assert 'keras' not in sys.modules; "
             "assert len(a.ARCHITECTURES) == 6 and 'stacked' in a.ARCHITECTURES; assert 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -304,7 +304,7 @@ def test_frame_layers_equal_time_distributed_conv_and_pool():
     import keras
     import numpy as np
 
-    from lstmops.architectures.frames import FrameConv2D, FramePool2D
+    from lstmops.modeling.architectures.frames import FrameConv2D, FramePool2D
 
     x = np.random.default_rng(0).random((2, 3, 7, 6, 2)).astype("float32")
     conv = FrameConv2D(4, 3, activation="relu")

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from lstmops import cli
 from lstmops.problems import PROBLEMS
-from lstmops.registry import Registry
-from lstmops.store import Store
+from lstmops.registry.versions import Registry
+from lstmops.store.records import Store
 from tiny_bundles import bundle_copy, repo_root_with_params, save_tiny_bundle, tiny_bundles
 
 HEAVY = ("keras", "jax", "pandas", "sklearn", "great_expectations", "tensorflow", "scipy")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from lstmops.config import ConfigError, DriftStep, load_settings, parse_settings, problem_settings
-from lstmops.drift import generate_at
+from lstmops.data.drift import generate_at
 from lstmops.problems import cumulative_sum, damped_sine, echo, rectangles
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -129,8 +129,8 @@ def test_forced_repro_gives_identical_metrics(repo):
 
 
 def test_finalized_bundle_loads_and_predicts_like_the_metrics_say(repo):
-    from lstmops.bundle import load_bundle
-    from lstmops.evaluation import score_model
+    from lstmops.modeling.bundle import load_bundle
+    from lstmops.modeling.evaluation import score_model
 
     model, preparer, metadata = load_bundle(repo / "models" / "echo")
     test = pd.read_parquet(repo / "data" / "raw" / "echo" / "test.parquet")

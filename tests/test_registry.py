@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lstmops import registry as registry_module
-from lstmops.bundle import WEIGHTS, BundleError, sha256
-from lstmops.registry import NoModelError, PromotionConflict, Registry, RegistryError, parse_ref
+from lstmops.registry import versions as registry_module
+from lstmops.modeling.bundle import WEIGHTS, BundleError, sha256
+from lstmops.registry.versions import NoModelError, PromotionConflict, Registry, RegistryError, parse_ref
 from tiny_bundles import bundle_copy, fit_table, tiny_bundles
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def test_crash_during_promotion_changes_nothing(reg, bundles, step, action):
 _KILL_SCRIPT = """
 import os, sys
 from pathlib import Path
-from lstmops import registry as r
+from lstmops.registry import versions as r
 step, action = sys.argv[1], sys.argv[2]
 r.crash_hook = lambda name: os._exit(17) if name == step else None
 reg = r.Registry(sys.argv[3], Path(sys.argv[4]))
@@ -254,7 +254,7 @@ def test_concurrent_registrations_get_distinct_versions(reg, bundles):
 
 @pytest.mark.parametrize("target", ["weights", "weights-and-index", "missing"])
 def test_tampering_is_detected_before_loading(reg, bundles, target):
-    from lstmops.serving import open_version
+    from lstmops.serving.predict import open_version
 
     mv = reg.register("echo", bundles[0]).version
     reg.promote("echo", 1, reason="first")
@@ -283,8 +283,8 @@ def test_loading_is_safe_and_matches_the_reference_loader(tmp_path, monkeypatch)
     import keras
     import numpy as np
 
-    from lstmops.bundle import load_bundle, save_bundle
-    from lstmops.serving import load_model
+    from lstmops.modeling.bundle import load_bundle, save_bundle
+    from lstmops.serving.predict import load_model
 
     monkeypatch.setenv("LSTMOPS_JAX_CACHE", str(tmp_path / "jax-cache"))
     folder = tiny_bundles()["addition"]
@@ -363,7 +363,7 @@ def pg_url():
 
 
 def test_postgresql_registry_promotions_and_store(pg_url, bundles, tmp_path):
-    from lstmops.store import Store
+    from lstmops.store.records import Store
 
     reg = Registry(pg_url, tmp_path / "pg-registry")
     for b in bundles:

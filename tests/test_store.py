@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lstmops.problems import PROBLEMS
-from lstmops.store import Store, StoreError, score_outputs
+from lstmops.store.records import Store, StoreError, score_outputs
 
 MONDAY = datetime(2027, 1, 4, 9, 30)
 
@@ -102,7 +102,7 @@ def test_generative_skill_needs_no_observations(store):
 
 @pytest.mark.parametrize("name", sorted(n for n in PROBLEMS if n != "rectangles"))
 def test_perfect_outputs_score_perfectly_with_each_problems_own_metric(name):
-    from lstmops.readable import as_targets
+    from lstmops.serving.readable import as_targets
 
     module = PROBLEMS[name]
     params = module.Params(**({"size": 8} if name == "moving_square" else {}))

@@ -11,7 +11,7 @@ import pytest
 
 from lstmops.problems import echo
 from lstmops.problems.contract import Contract
-from lstmops.validation import ContractViolation, ValidationReport, require_valid, validate_table
+from lstmops.data.validation import ContractViolation, ValidationReport, require_valid, validate_table
 
 CHECK = "target_equals_input_at_out_index"
 

@@ -2,7 +2,7 @@
 
 Each bundle is an untrained Keras model of the problem's own architecture at tiny
 sizes, with a preparer fitted on a small generated table and saved by
-``lstmops.bundle.save_bundle``: exactly what the finalize stage writes, minus training.
+``lstmops.modeling.bundle.save_bundle``: exactly what the finalize stage writes, minus training.
 ``save_tiny_bundle(..., narrow=True)`` fits the cumulative-sum preparer on values in
 [0, 0.5] only, so that an input of 0.9 is inside the data contract but outside the
 fitted range: the case of the out-of-range policy (``reject`` or ``clip``).
@@ -70,12 +70,12 @@ def save_tiny_bundle(problem: str, folder: Path, seed: int = 0, narrow: bool = F
     """Build, and save into ``folder``, an untrained tiny model of ``problem`` (``seed`` varies its weights)."""
     import keras
 
-    from lstmops.architectures import ModelSpec, build_model
-    from lstmops.bundle import save_bundle
+    from lstmops.modeling.architectures import ModelSpec, build_model
+    from lstmops.modeling.bundle import save_bundle
     from lstmops.config import TrainSpec
-    from lstmops.preparers import make_preparer
+    from lstmops.features.preparers import make_preparer
     from lstmops.problems import get_problem
-    from lstmops.training import make_task
+    from lstmops.modeling.training import make_task
 
     keras.utils.set_random_seed(seed)
     preparer = make_preparer(problem, params_of(problem), policy, TOLERANCE).fit(fit_table(problem, narrow=narrow))

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
-from lstmops.architectures.spec import ARCHITECTURE_NAMES, ModelSpec
+from lstmops.modeling.architectures.spec import ARCHITECTURE_NAMES, ModelSpec
 
 
 class ConfigError(ValueError):

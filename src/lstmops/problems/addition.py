@@ -102,7 +102,7 @@ def contract(params: Params) -> Contract:
     )
 
 
-HEAD = "sequence_softmax"  # output layer family the problem needs (see lstmops.architectures.spec)
+HEAD = "sequence_softmax"  # output layer family the problem needs (see lstmops.modeling.architectures.spec)
 LOSS = "categorical_crossentropy"
 PRIMARY_METRIC = "sequence_accuracy"
 HIGHER_IS_BETTER = True

@@ -67,7 +67,7 @@ def contract(params: Params) -> Contract:
     )
 
 
-HEAD = "step_sigmoid"  # output layer family the problem needs (see lstmops.architectures.spec)
+HEAD = "step_sigmoid"  # output layer family the problem needs (see lstmops.modeling.architectures.spec)
 LOSS = "binary_crossentropy"
 PRIMARY_METRIC = "sequence_accuracy"
 HIGHER_IS_BETTER = True

@@ -80,7 +80,7 @@ def contract(params: Params) -> Contract:
     )
 
 
-HEAD = "linear"  # output layer family the problem needs (see lstmops.architectures.spec)
+HEAD = "linear"  # output layer family the problem needs (see lstmops.modeling.architectures.spec)
 LOSS = "mse"
 PRIMARY_METRIC = "mae"
 HIGHER_IS_BETTER = False

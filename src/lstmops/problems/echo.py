@@ -70,7 +70,7 @@ def contract(params: Params) -> Contract:
     )
 
 
-HEAD = "softmax"  # output layer family the problem needs (see lstmops.architectures.spec)
+HEAD = "softmax"  # output layer family the problem needs (see lstmops.modeling.architectures.spec)
 LOSS = "categorical_crossentropy"
 PRIMARY_METRIC = "accuracy"
 HIGHER_IS_BETTER = True

@@ -100,7 +100,7 @@ def contract(params: Params) -> Contract:
     )
 
 
-HEAD = "sigmoid"  # output layer family the problem needs (see lstmops.architectures.spec)
+HEAD = "sigmoid"  # output layer family the problem needs (see lstmops.modeling.architectures.spec)
 LOSS = "binary_crossentropy"
 PRIMARY_METRIC = "accuracy"
 HIGHER_IS_BETTER = True

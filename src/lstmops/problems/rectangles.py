@@ -76,7 +76,7 @@ def contract(params: Params) -> Contract:
     )
 
 
-HEAD = "mixture"  # output layer family the problem needs (see lstmops.architectures.spec)
+HEAD = "mixture"  # output layer family the problem needs (see lstmops.modeling.architectures.spec)
 LOSS = "mixture_nll"
 PRIMARY_METRIC = "geometric_error"
 HIGHER_IS_BETTER = False

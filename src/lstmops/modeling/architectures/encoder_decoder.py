@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import keras
 
-from lstmops.architectures._common import (check_direction, check_sequence_input, compile_model, lstm,
+from lstmops.modeling.architectures._common import (check_direction, check_sequence_input, compile_model, lstm,
                                            lstm_stack, model_input)
-from lstmops.architectures._heads import check_head
-from lstmops.architectures.spec import ModelSpec, Task
+from lstmops.modeling.architectures._heads import check_head
+from lstmops.modeling.architectures.spec import ModelSpec, Task
 
 NAME = "encoder_decoder"
 HEADS = ("sequence_softmax",)

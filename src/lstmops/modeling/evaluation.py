@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from lstmops.problems import get_problem, rectangles
-from lstmops.training import predict
+from lstmops.modeling.training import predict
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def _point_predictions(problem_name: str, model: Any, x: np.ndarray) -> np.ndarr
     """Model outputs as point predictions (a mixture's most likely component mean)."""
     out = predict(model, x)
     if get_problem(problem_name).HEAD == "mixture":
-        from lstmops.architectures import generative
+        from lstmops.modeling.architectures import generative
 
         return generative.mean_prediction(out)
     return out
@@ -90,7 +90,7 @@ def generate_rectangles(model: Any, preparer: Any, n: int, rng: np.random.Genera
     A temperature below 1 draws components and noise more conservatively: fewer
     wildly wrong points, still widths and heights spread over the training range.
     """
-    from lstmops.architectures import generative
+    from lstmops.modeling.architectures import generative
 
     x = preparer.encode_points(np.zeros((n, 2)))
     points = [np.zeros((n, 2))]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import keras
 
-from lstmops.architectures._common import check_direction, compile_model, lstm_stack, mismatch, model_input
-from lstmops.architectures.frames import FrameConv2D, FramePool2D
-from lstmops.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
-from lstmops.architectures.spec import ModelSpec, Task
+from lstmops.modeling.architectures._common import check_direction, compile_model, lstm_stack, mismatch, model_input
+from lstmops.modeling.architectures.frames import FrameConv2D, FramePool2D
+from lstmops.modeling.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
+from lstmops.modeling.architectures.spec import ModelSpec, Task
 
 NAME = "cnn_lstm"
 HEADS = PER_EXAMPLE_HEADS + PER_STEP_HEADS

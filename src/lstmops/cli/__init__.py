@@ -77,13 +77,13 @@ def _db(ctx: typer.Context) -> str | None:
 
 
 def _registry(ctx: typer.Context) -> Any:
-    from lstmops.registry import Registry
+    from lstmops.registry.versions import Registry
 
     return Registry(_db(ctx))
 
 
 def _store(ctx: typer.Context) -> Any:
-    from lstmops.store import Store
+    from lstmops.store.records import Store
 
     return Store(_db(ctx))
 
@@ -176,8 +176,8 @@ def sample(
         _problem(problem)
         from lstmops import paths
         from lstmops.config import load_settings
-        from lstmops.rawio import write_rows
-        from lstmops.sampling import parse_date, sample_rows
+        from lstmops.serving.rawio import write_rows
+        from lstmops.data.sampling import parse_date, sample_rows
 
         settings = load_settings(paths.params_file())
         rows, note = sample_rows(settings, problem, n, seed, parse_date(as_of), with_targets)
@@ -208,8 +208,8 @@ def predict(
         if output is not None and not output.parent.is_dir():
             raise FileNotFoundError(f"no folder {output.parent} for the output file")
         registry, store = _registry(ctx), _store(ctx)
-        from lstmops.rawio import read_rows
-        from lstmops.serving import predict as run
+        from lstmops.serving.rawio import read_rows
+        from lstmops.serving.predict import predict as run
 
         table = read_rows(problem, source, fmt) if source is not None else None
         if table is not None and n is not None:
@@ -236,8 +236,8 @@ def _write_predictions(batch: Any, output: Path | None, json_out: bool) -> None:
         return
     import pandas as pd
 
-    from lstmops.rawio import write_rows
-    from lstmops.readable import as_targets
+    from lstmops.serving.rawio import write_rows
+    from lstmops.serving.readable import as_targets
 
     if output.suffix.lower() == ".csv":
         rows = [{"id": i, "model_version": batch.version, **as_targets(batch.problem, y), "text": t}
@@ -263,8 +263,8 @@ def observe(
     with _errors("observe"):
         _problem(problem)
         registry, store = _registry(ctx), _store(ctx)
-        from lstmops.rawio import read_rows
-        from lstmops.serving import observe as run
+        from lstmops.serving.rawio import read_rows
+        from lstmops.serving.predict import observe as run
 
         count = run(problem, read_rows(problem, source, fmt), registry, store, replace)
         if json_out:

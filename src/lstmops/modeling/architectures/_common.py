@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-from lstmops.architectures.spec import ModelSpec, Task
+from lstmops.modeling.architectures.spec import ModelSpec, Task
 
 _OPTIMIZERS: dict[str, type] = {
     "adam": keras.optimizers.Adam,

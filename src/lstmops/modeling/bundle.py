@@ -36,7 +36,7 @@ def sha256(path: Path) -> str:
 
 def save_bundle(model: Any, preparer: Any, metadata: dict, folder: Path) -> dict[str, str]:
     """Write the four files and their checksums into ``folder``; returns the checksums."""
-    from lstmops.preprocessing import save_json
+    from lstmops.features.transformers import save_json
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / ARCHITECTURE).write_text(model.to_json(indent=1) + "\n", encoding="utf-8")
@@ -87,12 +87,12 @@ def load_model(folder: Path) -> Any:
     No compile configuration (no optimizer or loss is needed to predict), so a weights
     file is all the state there is. Call only after the checksums have been verified.
     """
-    from lstmops.training import use_default_backend
+    from lstmops.modeling.training import use_default_backend
 
     use_default_backend()
     import keras
 
-    from lstmops.architectures import custom_objects
+    from lstmops.modeling.architectures import custom_objects
 
     config = json.loads((folder / ARCHITECTURE).read_text(encoding="utf-8"))
     config.pop("compile_config", None)
@@ -105,7 +105,7 @@ def load_model(folder: Path) -> Any:
 def load_bundle(folder: Path) -> tuple[Any, Any, dict]:
     """Verify, then load (model, preparer, metadata) from ``folder``."""
     verify_bundle(folder)
-    from lstmops.preparers import load_preparer
+    from lstmops.features.preparers import load_preparer
 
     metadata = json.loads((folder / METADATA).read_text(encoding="utf-8"))
     return load_model(folder), load_preparer(folder / PREPROCESSING), metadata

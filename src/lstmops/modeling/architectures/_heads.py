@@ -10,8 +10,8 @@ from typing import Any
 
 import keras
 
-from lstmops.architectures._common import mismatch
-from lstmops.architectures.spec import Task
+from lstmops.modeling.architectures._common import mismatch
+from lstmops.modeling.architectures.spec import Task
 
 PER_EXAMPLE_HEADS = ("softmax", "sigmoid", "linear")
 PER_STEP_HEADS = ("step_sigmoid",)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmops.architectures import ModelSpec, Task, get_architecture
+from lstmops.modeling.architectures import ModelSpec, Task, get_architecture
 from lstmops.config import TrainSpec
 
 

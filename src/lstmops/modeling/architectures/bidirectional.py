@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import keras
 
-from lstmops.architectures._common import (check_direction, check_sequence_input, compile_model, lstm,
+from lstmops.modeling.architectures._common import (check_direction, check_sequence_input, compile_model, lstm,
                                            model_input)
-from lstmops.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
-from lstmops.architectures.spec import ModelSpec, Task
+from lstmops.modeling.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
+from lstmops.modeling.architectures.spec import ModelSpec, Task
 
 NAME = "bidirectional"
 HEADS = PER_EXAMPLE_HEADS + PER_STEP_HEADS

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from lstmops.architectures.spec import ARCHITECTURE_NAMES, Head, ModelSpec, Task
+from lstmops.modeling.architectures.spec import ARCHITECTURE_NAMES, Head, ModelSpec, Task
 
 if TYPE_CHECKING:
     import keras
@@ -31,7 +31,7 @@ def get_architecture(name: str) -> ModuleType:
     """The module of an architecture, imported on first use (Keras loads only then)."""
     if name not in ARCHITECTURE_NAMES:
         raise KeyError(f"unknown architecture {name!r} (known: {', '.join(ARCHITECTURE_NAMES)})")
-    return importlib.import_module(f"lstmops.architectures.{name}")
+    return importlib.import_module(f"lstmops.modeling.architectures.{name}")
 
 
 class _Registry(Mapping[str, ModuleType]):
@@ -79,8 +79,8 @@ def custom_objects() -> dict[str, Any]:
     Calling this imports the modules that define them, which also registers them
     (``lstmops>...``), so later loads in the process find them without the argument.
     """
-    from lstmops.architectures._common import ReverseTime
-    from lstmops.architectures.frames import FrameConv2D, FramePool2D
+    from lstmops.modeling.architectures._common import ReverseTime
+    from lstmops.modeling.architectures.frames import FrameConv2D, FramePool2D
 
     return {"lstmops>ReverseTime": ReverseTime, "lstmops>mixture_nll": resolve_loss("mixture_nll"),
             "lstmops>FrameConv2D": FrameConv2D, "lstmops>FramePool2D": FramePool2D}

@@ -35,7 +35,7 @@ from sqlalchemy import (JSON, Column, DateTime, ForeignKey, ForeignKeyConstraint
 from sqlalchemy.engine import Connection
 
 from lstmops import paths
-from lstmops.bundle import CHECKSUMS, FILES, METADATA, BundleError, sha256, verify_bundle
+from lstmops.modeling.bundle import CHECKSUMS, FILES, METADATA, BundleError, sha256, verify_bundle
 from lstmops.database import create_tables, engine_for, lock_row, utcnow, writing
 
 ALIASES = ("champion", "previous")

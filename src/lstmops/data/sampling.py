@@ -8,10 +8,10 @@ from datetime import date
 import pandas as pd
 
 from lstmops.config import Settings, problem_settings
-from lstmops.drift import fully_applied, generate_at
+from lstmops.data.drift import fully_applied, generate_at
 from lstmops.problems import get_problem
 from lstmops.seeding import rng_for
-from lstmops.store import GENERATIVE
+from lstmops.store.records import GENERATIVE
 
 
 def parse_date(text: str | None) -> date:

@@ -17,10 +17,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from lstmops.bundle import PREPROCESSING
-from lstmops.rawio import InputError, check_columns, column_text, typed_numbers
-from lstmops.registry import ModelVersion
-from lstmops.store import GENERATIVE
+from lstmops.modeling.bundle import PREPROCESSING
+from lstmops.serving.rawio import InputError, check_columns, column_text, typed_numbers
+from lstmops.registry.versions import ModelVersion
+from lstmops.store.records import GENERATIVE
 
 
 def _params(problem: str, data: dict) -> Any:

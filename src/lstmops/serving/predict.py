@@ -1,7 +1,7 @@
 """Serving a registered model: raw rows in, checked, prepared, predicted, decoded, logged.
 
 Order matters: the checksums are verified and every row is checked (see
-:mod:`lstmops.inputs`) before Keras loads the model, so bad input fails in a fraction
+:mod:`lstmops.serving.inputs`) before Keras loads the model, so bad input fails in a fraction
 of a second and nothing is logged for it. The model is rebuilt from its JSON in Keras
 safe mode (no Python code from files, no pickle).
 """
@@ -16,12 +16,12 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from lstmops import bundle
-from lstmops.bundle import PREPROCESSING
-from lstmops.inputs import reworded, validate_inputs, validate_targets, version_params
-from lstmops.rawio import InputError, row_ids
-from lstmops.registry import ModelVersion, Registry
-from lstmops.store import GENERATIVE, Store
+from lstmops.modeling import bundle
+from lstmops.modeling.bundle import PREPROCESSING
+from lstmops.serving.inputs import reworded, validate_inputs, validate_targets, version_params
+from lstmops.serving.rawio import InputError, row_ids
+from lstmops.registry.versions import ModelVersion, Registry
+from lstmops.store.records import GENERATIVE, Store
 
 CHUNK_ROWS = 4096        # most rows per model call; smaller inputs are padded to a power of two
 MIN_BATCH = 32
@@ -56,8 +56,8 @@ def _use_compile_cache() -> None:
 
 
 def load_model(folder: Path) -> Any:
-    """The bundle's inference model (:func:`lstmops.bundle.load_model`), with the compile cache on."""
-    from lstmops.training import use_default_backend
+    """The bundle's inference model (:func:`lstmops.modeling.bundle.load_model`), with the compile cache on."""
+    from lstmops.modeling.training import use_default_backend
 
     use_default_backend()
     _use_compile_cache()
@@ -101,7 +101,7 @@ class Served:
 
 def open_version(registry: Registry, problem: str, ref: str | int | None = "champion") -> Served:
     """Resolve ``ref``, verify every file's checksum, load the fitted preprocessing (JSON)."""
-    from lstmops.preparers import load_preparer
+    from lstmops.features.preparers import load_preparer
 
     mv = registry.resolve(problem, ref)
     registry.verify(mv)
@@ -139,7 +139,7 @@ def predict_typed(problem: str, served: Served, chunks: Iterator[np.ndarray]) ->
 
 def draw(served: Served, n: int, seed: int | None = None) -> list[list[list[float]]]:
     """``n`` shapes drawn by a generative model from the origin, each as 4 ``[x, y]`` points."""
-    from lstmops.evaluation import generate_rectangles
+    from lstmops.modeling.evaluation import generate_rectangles
 
     shapes = generate_rectangles(served.model, served.preparer, n, np.random.default_rng(seed), served.temperature)
     return np.round(shapes, 6).tolist()
@@ -157,7 +157,7 @@ class PredictionBatch:
 
     def texts(self) -> list[str]:
         """One readable line per prediction, e.g. ``10+2+7 → 19``."""
-        from lstmops.readable import describe
+        from lstmops.serving.readable import describe
 
         return [describe(self.problem, x, y) for x, y in zip(self.inputs, self.outputs)]
 
@@ -167,7 +167,7 @@ def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store:
     """Check raw rows, predict with the registered model ``ref``, log every prediction to ``store``.
 
     Args:
-        table: raw rows (:func:`lstmops.rawio.read_rows`); for the generative problem,
+        table: raw rows (:func:`lstmops.serving.rawio.read_rows`); for the generative problem,
             rows of ids only, or None with ``n`` shapes to draw.
         store: where predictions are logged; None logs nothing.
         seed: randomness of generated shapes (generative problem only).
@@ -199,7 +199,7 @@ def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store:
 
 def observe(problem: str, table: pd.DataFrame, registry: Registry, store: Store, replace: bool = False) -> int:
     """Record the true outcomes of earlier predictions; a bad row raises :class:`InputError`, nothing stored."""
-    from lstmops.rawio import typed_times
+    from lstmops.serving.rawio import typed_times
 
     if problem in GENERATIVE:
         raise InputError(problem, "a generated shape has no true outcome to observe; its skill is scored from "

@@ -18,8 +18,8 @@ import pandas as pd
 
 from lstmops import paths
 from lstmops.config import Settings
-from lstmops.data import read_array, read_table
-from lstmops.drift import generate_at
+from lstmops.data.io import read_array, read_table
+from lstmops.data.drift import generate_at
 from lstmops.problems import get_problem
 from lstmops.seeding import int_seed_for, rng_for
 
@@ -51,7 +51,7 @@ class ProblemData:
 
 def load_problem_data(problem: str, root: Path) -> ProblemData:
     """Load prepared arrays (memory-mapped) and the fitted preparer of ``problem``."""
-    from lstmops.preparers import load_preparer
+    from lstmops.features.preparers import load_preparer
 
     folder = paths.prepared_dir(problem, root)
     xy = {s: (read_array(folder / f"X_{s}.npy", mmap=True), read_array(folder / f"y_{s}.npy")) for s in
@@ -73,7 +73,7 @@ def fresh_test_table(settings: Settings, problem: str, repeat: int) -> pd.DataFr
 def fit_problem(settings: Settings, problem: str, data: ProblemData, seed: int, final: bool = False,
                 epochs: int | None = None):
     """Fit the configured architecture; ``final`` trains on train + validation without early stopping."""
-    from lstmops.training import fit, make_task
+    from lstmops.modeling.training import fit, make_task
 
     cfg = settings.problems[problem]
     train_xy, val_xy = data.train, data.validation
@@ -88,7 +88,7 @@ def fit_problem(settings: Settings, problem: str, data: ProblemData, seed: int, 
 
 def run_repeat(settings: Settings, problem: str, repeat: int, root: Path) -> RepeatResult:
     """One independent run: fit with this repeat's seed, score on this repeat's fresh data."""
-    from lstmops.evaluation import score_model
+    from lstmops.modeling.evaluation import score_model
 
     data = load_problem_data(problem, root)
     seed = int_seed_for(settings.seed, problem, "fit", repeat)

@@ -18,10 +18,10 @@ import math
 import keras
 import numpy as np
 
-from lstmops.architectures._common import (check_direction, check_sequence_input, compile_model, lstm_stack,
+from lstmops.modeling.architectures._common import (check_direction, check_sequence_input, compile_model, lstm_stack,
                                            mismatch, model_input)
-from lstmops.architectures._heads import check_head
-from lstmops.architectures.spec import ModelSpec, Task
+from lstmops.modeling.architectures._heads import check_head
+from lstmops.modeling.architectures.spec import ModelSpec, Task
 
 NAME = "generative"
 HEADS = ("mixture",)

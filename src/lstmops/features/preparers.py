@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
 
-from lstmops.preprocessing import POLICIES, CharVocabulary, MinMaxScaler, OneHotEncoder, load_json
-from lstmops.preprocessing import from_dict as transformer_from_dict
+from lstmops.features.transformers import POLICIES, CharVocabulary, MinMaxScaler, OneHotEncoder, load_json
+from lstmops.features.transformers import from_dict as transformer_from_dict
 from lstmops.problems import PROBLEMS, addition, rectangles
 
 _FAMILY = re.compile(r"^([a-z])_\d+$")
@@ -389,5 +389,5 @@ def make_preparer(name: str, params: Any, policy: str = "reject", tolerance: flo
 
 
 def load_preparer(path: Any) -> Preparer:
-    """Read a preparer saved with :func:`lstmops.preprocessing.save_json`."""
+    """Read a preparer saved with :func:`lstmops.features.transformers.save_json`."""
     return load_json(path, registry={"Preparer": Preparer})

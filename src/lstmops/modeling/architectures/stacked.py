@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import keras
 
-from lstmops.architectures._common import check_sequence_input, compile_model, lstm_stack, model_input
-from lstmops.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
-from lstmops.architectures.spec import ModelSpec, Task
+from lstmops.modeling.architectures._common import check_sequence_input, compile_model, lstm_stack, model_input
+from lstmops.modeling.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
+from lstmops.modeling.architectures.spec import ModelSpec, Task
 
 NAME = "stacked"
 HEADS = PER_EXAMPLE_HEADS + PER_STEP_HEADS

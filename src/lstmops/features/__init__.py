@@ -1,0 +1,1 @@
+"""Features: fitted transformers saved as JSON, and the per-problem preparers (raw table ⇄ model arrays)."""

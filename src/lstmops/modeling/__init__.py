@@ -1,0 +1,1 @@
+"""Modeling: architectures, training, repeated runs, evaluation and statistics, plots, model bundles."""

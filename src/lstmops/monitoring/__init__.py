@@ -1,0 +1,1 @@
+"""Monitoring: drift features, skill over time, the one Evidently wrapper, stakeholder reports."""
