@@ -14,10 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from lstmops.modeling.architectures.spec import ARCHITECTURE_NAMES, ModelSpec
-
-
-class ConfigError(ValueError):
-    """A settings problem, worded as one line that names the ``params.yaml`` key."""
+from lstmops.errors import ConfigError
 
 
 class Frozen(BaseModel):

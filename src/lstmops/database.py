@@ -20,12 +20,12 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, event, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from lstmops.errors import DatabaseError
+
 _ENGINES: dict[str, Engine] = {}
 BUSY_TIMEOUT_S = 30
 
 
-class DatabaseError(RuntimeError):
-    """The database cannot be opened or used; the message is one line."""
 
 
 def utcnow() -> datetime:

@@ -1,22 +1,22 @@
-"""Shared edge behaviour for stages and scripts: clear one-line errors, no tracebacks."""
+"""Shared edge behaviour for stages and scripts: clear one-line errors for what a user can fix."""
 
 from __future__ import annotations
 
 import sys
 from typing import Callable
 
-from lstmops.config import ConfigError
+from lstmops.errors import LstmopsError, StageError
 
-
-class StageError(RuntimeError):
-    """A stage cannot go on; the message is shown to the user as one line."""
+__all__ = ["StageError", "run_main"]
 
 
 def run_main(main: Callable[[], None], name: str) -> None:
-    """Run ``main``; known failures print ``name: error: message`` and exit non-zero."""
+    """Run ``main``; a :class:`LstmopsError` prints ``name: error: message`` and exits 2.
+
+    Anything else is an internal bug: it propagates with its traceback (exit 1).
+    """
     try:
         main()
-    except (ConfigError, StageError, KeyError, ValueError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"{name}: error: {message}", file=sys.stderr)
+    except LstmopsError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
         sys.exit(2)

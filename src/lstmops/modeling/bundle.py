@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lstmops.errors import BundleError
+
 ARCHITECTURE = "model.json"
 WEIGHTS = "model.weights.h5"
 PREPROCESSING = "preprocessing.json"
@@ -21,8 +23,6 @@ CHECKSUMS = "checksums.json"
 FILES = (ARCHITECTURE, WEIGHTS, PREPROCESSING, METADATA)
 
 
-class BundleError(ValueError):
-    """A model bundle is missing a file or fails its checksum."""
 
 
 def sha256(path: Path) -> str:

@@ -35,8 +35,9 @@ from sqlalchemy import (JSON, Column, DateTime, ForeignKey, ForeignKeyConstraint
 from sqlalchemy.engine import Connection
 
 from lstmops import paths
-from lstmops.modeling.bundle import CHECKSUMS, FILES, METADATA, BundleError, sha256, verify_bundle
 from lstmops.database import create_tables, engine_for, lock_row, utcnow, writing
+from lstmops.errors import BundleError, NoModelError, PromotionConflict, RegistryError
+from lstmops.modeling.bundle import CHECKSUMS, FILES, METADATA, sha256, verify_bundle
 
 ALIASES = ("champion", "previous")
 STALE_STAGING_S = 3600  # a staging folder this old belongs to a registration that died
@@ -98,16 +99,6 @@ def _checkpoint(step: str) -> None:
         crash_hook(step)
 
 
-class RegistryError(ValueError):
-    """A registry request cannot be met; the message is one line."""
-
-
-class NoModelError(RegistryError):
-    """No version matches the request (none registered, no such alias or number)."""
-
-
-class PromotionConflict(RegistryError):
-    """The champion changed since the caller looked: nothing was changed."""
 
 
 def default_actor() -> str:

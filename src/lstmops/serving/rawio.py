@@ -71,21 +71,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from lstmops.errors import InputError
+
 FORMATS = ("csv", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 _NOT_A_VALUE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 _FAMILY = re.compile(r"^([a-z])_(\d+)$")
-
-
-class InputError(ValueError):
-    """Bad raw input, worded as one line naming the problem and the row."""
-
-    def __init__(self, problem: str, message: str, row: int | None = None, ids: Sequence[str] | None = None):
-        where = problem if row is None else f"{problem} row {row + 1}"
-        if row is not None and ids is not None and row < len(ids) and ids[row]:
-            where += f" (id {ids[row]})"
-        super().__init__(f"{where}: {message}")
-        self.row, self.detail = row, message
 
 
 def format_of(source: str | Path, text: str, fmt: str | None = None) -> str:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lstmops import paths
 from lstmops.database import create_tables, engine_for, utcnow, writing
+from lstmops.errors import StoreError
 
 INTERVALS = ("day", "week", "month")
 GENERATIVE = ("rectangles",)  # problems scored from their outputs alone
@@ -51,8 +52,6 @@ observations_table = Table(
 )
 
 
-class StoreError(ValueError):
-    """A store request cannot be met; the message is one line."""
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
