@@ -9,8 +9,8 @@ import pandas as pd
 
 from lstmops.config import Settings, problem_settings
 from lstmops.data.drift import fully_applied, generate_at
-from lstmops.problems import get_problem
 from lstmops.errors import InputError
+from lstmops.problems import get_problem
 from lstmops.seeding import rng_for
 from lstmops.store.records import GENERATIVE
 
