@@ -335,8 +335,14 @@ def test_a_real_process_shows_the_traceback_of_a_bug(env, tmp_path):
     assert out.stderr.strip().endswith("ValueError: row 0: boom") and "lstmops predict: error" not in out.stderr
 
 
-def test_a_database_that_cannot_be_reached_is_one_line(env, monkeypatch):
+def test_a_database_that_cannot_be_reached_is_one_line(env, monkeypatch, tmp_path):
     from sqlalchemy.exc import OperationalError
+
+    garbage = tmp_path / "notes.db"
+    garbage.write_bytes(b"not a database, just notes " * 100)
+    foreign = run(env | {"LSTMOPS_DB_URL": f"sqlite:///{garbage}"}, "models", "list")
+    assert foreign.exit_code == 2
+    assert foreign.stderr == "lstmops models list: error: the database cannot be used: file is not a database\n"
 
     def locked(self, problem):
         raise OperationalError("SELECT ...", {}, Exception("database is locked"))

@@ -132,6 +132,7 @@ def test_a_failed_write_leaves_the_destination_untouched(tmp_path, monkeypatch):
 
 
 def test_cli_shows_user_errors_and_unreachable_databases_only():
+    from sqlalchemy.exc import DatabaseError as SqlDatabaseError
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     from lstmops import cli
@@ -141,5 +142,7 @@ def test_cli_shows_user_errors_and_unreachable_databases_only():
     shown = cli._user_error(OperationalError("SELECT 1", {}, Exception("unable to open database file")))
     assert isinstance(shown, DatabaseError) and isinstance(shown, LstmopsError)
     assert str(shown) == "the database cannot be used: unable to open database file"
+    corrupt = cli._user_error(SqlDatabaseError("SELECT 1", {}, Exception("file is not a database")))
+    assert str(corrupt) == "the database cannot be used: file is not a database"
     for bug in (ValueError("x"), KeyError("x"), OSError("x"), IntegrityError("INSERT", {}, Exception("dup"))):
         assert cli._user_error(bug) is None

@@ -46,15 +46,17 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON out
 def _user_error(err: BaseException) -> LstmopsError | None:
     """The error as the user should see it, or None for a bug (which keeps its traceback).
 
-    A database that cannot be reached (SQLAlchemy's ``OperationalError``: no server, locked,
-    unreadable file) is the user's environment, so it becomes a :class:`DatabaseError`.
+    A database that cannot be reached or read (SQLAlchemy's ``OperationalError``: no server,
+    locked, unreadable file; or its plain ``DatabaseError``: not a database, corrupt) is the
+    user's environment, so it becomes a :class:`DatabaseError`. Its other errors (integrity,
+    programming) are bugs.
     """
     if isinstance(err, LstmopsError):
         return err
     if "sqlalchemy" in sys.modules:
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy import exc
 
-        if isinstance(err, OperationalError):
+        if isinstance(err, exc.OperationalError) or type(err) is exc.DatabaseError:
             detail = (str(err.orig).strip() if err.orig is not None else str(err)) or type(err).__name__
             return DatabaseError(f"the database cannot be used: {detail}")
     return None
