@@ -224,7 +224,7 @@ def predict(
                                                "(default: from the file name or content).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Predict from raw rows with a registered model; log every prediction, with its model version, once delivered.
+    """Predict from raw rows with a registered model; log each prediction and its model version once delivered.
 
     The results are written (or printed) in full first and logged after: if writing fails,
     nothing is logged and the same ids can be predicted again.
@@ -393,7 +393,7 @@ def models_rollback(
     """Swap champion and previous: the previous model serves again.
 
     Nothing changes if the champion is no longer the one expected, so a repeated
-    rollback with the same ``--expect-champion`` fails instead of swapping back.
+    rollback with the same `--expect-champion` fails instead of swapping back.
     """
     with _errors("models rollback"):
         registry = _registry(ctx)

@@ -342,8 +342,11 @@ def write_text(text: str, destination: str | Path | None) -> None:
     complete or untouched; a failure is an :class:`InputError` naming the path.
     """
     if destination is None or str(destination) == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as err:  # e.g. a closed pipe: the reader did not get everything
+            raise InputError(f"cannot write to standard output: {err.strerror or err}") from None
         return
     path = Path(destination)
     partial = path.with_name(f".{path.name}.partial")
