@@ -56,6 +56,10 @@ a1,7
 Bad input stops the whole batch before anything is predicted or logged, with one line
 naming the problem and the data row, counted from 1 (the CSV header is not a row), and
 exit status 2, e.g. `lstmops predict: error: echo row 3 (id a3): column x_2 is 12, outside [0, 9]`.
+An integer too large for the model (any number of digits) is such an error too, never an overflow.
+Results are delivered first and logged after: if the output cannot be written (`-o` into a
+missing folder, a full disk, a closed pipe), the error names the path, nothing is logged, and
+the same ids can be predicted again.
 """
 
 from __future__ import annotations
