@@ -156,6 +156,19 @@ BAD = [  # problem, input text, expected fragment of the one-line error
     ("moving_square", ",".join([f"r_{i}" for i in range(8)] + [f"c_{i}" for i in range(8)]) + "\n"
      + ",".join(["9"] * 8 + [str(i) for i in range(8)]) + "\n", "moving_square row 1: column r_0 is 9, outside [0, 7]"),
     ("nonsense", ECHO + "a,1,2,3,4,5\n", "unknown problem 'nonsense'"),
+    # integers too large for int64: an input error naming row and column, never an overflow or a wrap
+    ("addition", "id,expression\na,1+2+3\nb,9223372036854775808+1+1\n",
+     "addition row 2 (id b): expression '9223372036854775808+1+1' is 23 characters long"),
+    ("addition", '{"id": "a", "expression": "9223372036854775808+1+1"}\n',
+     "addition row 1 (id a): expression '9223372036854775808+1+1' is 23 characters long"),
+    ("echo", ECHO + "a,99999999999999999999,2,3,4,5\n", "echo row 1 (id a): column x_0 is 99999999999999999999, "
+     "outside [0, 9]"),
+    ("echo", '{"id": "a", "x_0": 99999999999999999999, "x_1": 1, "x_2": 1, "x_3": 1, "x_4": 1}\n',
+     "echo row 1 (id a): column x_0 is 99999999999999999999, outside [0, 9]"),
+    ("echo", ECHO + "a,1,2,3,4,-9223372036854775809\n", "column x_4 is -9223372036854775809, outside [0, 9]"),
+    ("moving_square", ",".join([f"r_{i}" for i in range(8)] + [f"c_{i}" for i in range(8)]) + "\n"
+     + ",".join(["3"] * 7 + ["18446744073709551616"] + [str(i) for i in range(8)]) + "\n",
+     "moving_square row 1: column r_7 is 18446744073709551616, outside [0, 7]"),
 ]
 
 
@@ -276,3 +289,175 @@ def test_a_real_process_prints_no_traceback(env, tmp_path):
                          env=os.environ | env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip() == "lstmops predict: error: echo row 1 (id a): column x_2 is 12, outside [0, 9]"
+
+
+def test_input_files_and_options_the_user_got_wrong_are_one_line_errors(env, tmp_path):
+    latin, good = tmp_path / "latin.csv", tmp_path / "good.csv"
+    latin.write_bytes(ECHO.encode() + b"\xe9,1,2,3,4,5\n")
+    good.write_text(ECHO + "a,1,2,3,4,5\n")
+    for args, expected in [(["-i", str(latin)], f"input file {latin} is not UTF-8 text"),
+                           (["-i", str(tmp_path)], f"no input file {tmp_path}"),
+                           (["-i", str(good), "--format", "xml"], "--format must be one of csv, jsonl, not 'xml'"),
+                           (["-i", str(good), "--n", "2"], "give either --input or --n, not both"),
+                           (["-i", str(good), "-o", str(tmp_path)], f"cannot write {tmp_path}: it is a folder")]:
+        result = run(env, "predict", "echo", *args)
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("lstmops predict: error: ") and expected in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("bug", [ValueError("row 0: boom"), KeyError("boom")], ids=["ValueError", "KeyError"])
+def test_an_internal_bug_is_not_worded_as_a_bad_row(bug, env, tmp_path, monkeypatch):
+    from lstmops.features import preparers
+
+    def broken(self, table):
+        raise bug
+
+    monkeypatch.setattr(preparers.EchoPreparer, "inputs", broken)
+    rows = tmp_path / "rows.csv"
+    rows.write_text(ECHO + "a,1,2,3,4,5\n")
+    before = predictions(env, "echo")
+    result = CliRunner().invoke(cli.app, ["predict", "echo", "-i", str(rows)], env=env, prog_name="lstmops")
+    assert result.exit_code == 1 and result.exception is bug  # a traceback (exit 1), not "error: echo row 1"
+    assert "error:" not in result.stderr
+    assert predictions(env, "echo") == before
+
+
+def test_a_real_process_shows_the_traceback_of_a_bug(env, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text(ECHO + "a,1,2,3,4,5\n")
+    code = ("import sys\nfrom lstmops import cli\nfrom lstmops.features import preparers\n"
+            "def broken(self, table):\n    raise ValueError('row 0: boom')\n"
+            "preparers.EchoPreparer.inputs = broken\n"
+            f"sys.argv = ['lstmops', 'predict', 'echo', '-i', {str(rows)!r}]\ncli.main()\n")
+    out = subprocess.run([sys.executable, "-c", code], env=os.environ | env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 1 and "Traceback (most recent call last)" in out.stderr, out.stderr
+    assert out.stderr.strip().endswith("ValueError: row 0: boom") and "lstmops predict: error" not in out.stderr
+
+
+def test_a_database_that_cannot_be_reached_is_one_line(env, monkeypatch, tmp_path):
+    from sqlalchemy.exc import OperationalError
+
+    garbage = tmp_path / "notes.db"
+    garbage.write_bytes(b"not a database, just notes " * 100)
+    foreign = run(env | {"LSTMOPS_DB_URL": f"sqlite:///{garbage}"}, "models", "list")
+    assert foreign.exit_code == 2
+    assert foreign.stderr == "lstmops models list: error: the database cannot be used: file is not a database\n"
+
+    def locked(self, problem):
+        raise OperationalError("SELECT ...", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(Registry, "versions", locked)
+    result = run(env, "problems")
+    assert result.exit_code == 2
+    assert result.stderr == "lstmops problems: error: the database cannot be used: database is locked\n"
+
+
+def test_a_failed_delivery_logs_nothing_and_the_same_ids_can_be_retried(env, tmp_path, monkeypatch):
+    from lstmops.serving import rawio
+
+    rows = tmp_path / "rows.csv"
+    run(env, "sample", "echo", "-n", "3", "--seed", "1234", "-o", str(rows))
+    before = predictions(env, "echo")
+    missing = tmp_path / "no-such-folder" / "out.csv"
+    result = run(env, "predict", "echo", "-i", str(rows), "-o", str(missing))
+    assert result.exit_code == 2 and f"cannot write {missing}: no folder" in result.stderr
+    assert predictions(env, "echo") == before
+
+    out = tmp_path / "out.csv"
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:  # the write itself fails, after the predictions were made
+        patch.setattr(rawio.os, "replace", disk_full)
+        failed = run(env, "predict", "echo", "-i", str(rows), "-o", str(out))
+    assert failed.exit_code == 2
+    assert failed.stderr == f"lstmops predict: error: cannot write {out}: No space left on device\n"
+    assert predictions(env, "echo") == before and not out.exists()
+
+    retried = run(env, "predict", "echo", "-i", str(rows), "-o", str(out))
+    assert retried.exit_code == 0 and "3 prediction(s) by model v1, logged, written to" in retried.stderr
+    assert predictions(env, "echo") == before + 3 and len(out.read_text().splitlines()) == 4
+    assert "already predicted" in run(env, "predict", "echo", "-i", str(rows)).stderr
+
+
+def test_the_library_logs_only_after_delivery(env, tmp_path):
+    from lstmops.serving.predict import predict
+    from lstmops.serving.rawio import read_rows
+
+    rows = tmp_path / "rows.csv"
+    run(env, "sample", "echo", "-n", "2", "--seed", "4321", "-o", str(rows))
+    registry, store = Registry(env["LSTMOPS_DB_URL"]), Store(env["LSTMOPS_DB_URL"])
+    before = store.counts("echo")["predictions"]
+    seen = []
+
+    def deliver(batch):
+        seen.append(store.counts("echo")["predictions"])
+        raise InputError("cannot write out.csv: No space left on device")
+
+    from lstmops.errors import InputError
+
+    with pytest.raises(InputError):
+        predict("echo", read_rows("echo", rows), registry, store, deliver=deliver)
+    assert seen == [before] and store.counts("echo")["predictions"] == before
+    batch = predict("echo", read_rows("echo", rows), registry, store, deliver=seen.append)
+    assert seen[-1] is batch and store.counts("echo")["predictions"] == before + 2
+
+
+def test_sample_json_writes_rows_or_a_summary_of_the_file(env, tmp_path):
+    lines = run(env, "sample", "echo", "-n", "3", "--seed", "5", "--json").stdout.splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == 3 and list(rows[0]) == ["id", "x_0", "x_1", "x_2", "x_3", "x_4"]
+    csv_ids = [line.split(",")[0] for line in run(env, "sample", "echo", "-n", "3", "--seed", "5").stdout.splitlines()]
+    assert [r["id"] for r in rows] == csv_ids[1:]
+    out = tmp_path / "rows.csv"
+    summary = json.loads(run(env, "sample", "echo", "-n", "3", "--seed", "5", "--with-targets", "-o", str(out),
+                             "--json").stdout)
+    assert summary == {"problem": "echo", "rows": 3, "columns": ["id", "x_0", "x_1", "x_2", "x_3", "x_4", "target"],
+                       "output": str(out), "format": "csv", "note": None}
+    assert len(out.read_text().splitlines()) == 4
+    drawn = json.loads(run(env, "sample", "rectangles", "-n", "2", "--with-targets", "-o", str(tmp_path / "r.jsonl"),
+                           "--json").stdout)
+    assert drawn["format"] == "jsonl" and "no true target" in drawn["note"]
+    clash = run(env, "sample", "echo", "-n", "1", "--json", "--format", "csv")
+    assert clash.exit_code == 2 and "--json writes JSON lines" in clash.stderr
+
+
+def test_rollback_takes_the_champion_the_caller_saw(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'rollback.db'}"
+    registry = Registry(url, tmp_path / "registry")
+    registry.register("echo", tiny_bundles()["echo"])
+    registry.register("echo", save_tiny_bundle("echo", tmp_path / "other", seed=1))
+    registry.promote("echo", 1, reason="first")
+    registry.promote("echo", 2, reason="second")
+    env = {"LSTMOPS_DB_URL": url}
+    first = run(env, "models", "rollback", "echo", "--reason", "v2 is worse", "--expect-champion", "v2")
+    assert first.exit_code == 0 and "champion is v1 again, previous v2" in first.stdout
+    again = run(env, "models", "rollback", "echo", "--reason", "v2 is worse", "--expect-champion", "v2")
+    assert again.exit_code == 2 and len(again.stderr.strip().splitlines()) == 1
+    assert "the champion is v1, not v2 as expected" in again.stderr and "nothing was changed" in again.stderr
+    assert registry.aliases("echo") == {"champion": 1, "previous": 2}
+    bad = run(env, "models", "rollback", "echo", "--reason", "x", "--expect-champion", "two")
+    assert bad.exit_code == 2 and "--expect-champion 'two' is not a version" in bad.stderr
+
+    calls = []
+    real = Registry.rollback
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs.get("expect_champion"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Registry, "rollback", spy)
+    assert run(env, "models", "rollback", "echo", "--reason", "v1 was fine after all").exit_code == 0
+    assert calls == [1] and registry.aliases("echo") == {"champion": 2, "previous": 1}
+
+
+def test_each_command_help_imports_nothing_heavy():
+    commands = [["sample"], ["predict"], ["observe"], ["skill"], ["problems"], ["models", "rollback"],
+                ["models", "show"], ["models", "list"]]
+    code = ("import sys\nfrom lstmops import cli\nfor args in %r:\n    sys.argv = ['lstmops', *args, '--help']\n"
+            "    try:\n        cli.main()\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in %r if m in sys.modules))" % (commands, HEAVY + ("sqlalchemy",)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "--expect-champion" in out.stdout and out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -2,7 +2,9 @@
 
 Commands: ``problems``, ``sample``, ``predict``, ``observe``, ``skill`` and ``models
 list|show|rollback``; ``--help`` on each, ``--json`` for scripts. Every failure the user
-can cause prints one line, ``lstmops COMMAND: error: ...``, and exits with status 2.
+can cause (an :class:`lstmops.errors.LstmopsError`, or a database that cannot be reached)
+prints one line, ``lstmops COMMAND: error: ...``, and exits with status 2; anything else
+is a bug and keeps its traceback (exit 1).
 Heavy libraries (Keras, JAX, pandas, scikit-learn) load inside the commands that need
 them, so ``lstmops --help`` answers at once.
 """
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+
+from lstmops.errors import DatabaseError, InputError, LstmopsError
 
 # The six problem names, kept here so that --help and name checks import nothing
 # heavy; tests/test_cli.py checks them against lstmops.problems.PROBLEMS.
@@ -39,36 +43,42 @@ ProblemArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(PROBLEM_NAM
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
-def _known(err: BaseException) -> bool:
-    """Failures worth one line (bad input, missing model, tampering, database), not a traceback."""
-    from lstmops.database import DatabaseError
+def _user_error(err: BaseException) -> LstmopsError | None:
+    """The error as the user should see it, or None for a bug (which keeps its traceback).
 
-    kinds: tuple[type, ...] = (ValueError, KeyError, OSError, DatabaseError)
+    A database that cannot be reached or read (SQLAlchemy's ``OperationalError``: no server,
+    locked, unreadable file; or its plain ``DatabaseError``: not a database, corrupt) is the
+    user's environment, so it becomes a :class:`DatabaseError`. Its other errors (integrity,
+    programming) are bugs.
+    """
+    if isinstance(err, LstmopsError):
+        return err
     if "sqlalchemy" in sys.modules:
-        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy import exc
 
-        kinds += (SQLAlchemyError,)
-    return isinstance(err, kinds)
+        if isinstance(err, exc.OperationalError) or type(err) is exc.DatabaseError:
+            detail = (str(err.orig).strip() if err.orig is not None else str(err)) or type(err).__name__
+            return DatabaseError(f"the database cannot be used: {detail}")
+    return None
 
 
 @contextmanager
 def _errors(command: str) -> Iterator[None]:
+    """Print a user's error as ``lstmops COMMAND: error: <one line>`` and exit 2; let bugs propagate."""
     try:
         yield
-    except typer.Exit:
-        raise
-    except Exception as err:  # noqa: BLE001 - filtered by _known, the rest propagate
-        if not _known(err):
+    except Exception as err:  # noqa: BLE001 - only user errors are caught; the rest is re-raised
+        shown = _user_error(err)
+        if shown is None:
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        first = (str(message).strip().splitlines() or [type(err).__name__])[0]
+        first = (str(shown).strip().splitlines() or [type(shown).__name__])[0]
         typer.echo(f"lstmops {command}: error: {first}", err=True)
         raise typer.Exit(2) from None
 
 
 def _problem(name: str) -> str:
     if name not in PROBLEM_NAMES:
-        raise ValueError(f"unknown problem {name!r} (known: {', '.join(PROBLEM_NAMES)})")
+        raise InputError(f"unknown problem {name!r} (known: {', '.join(PROBLEM_NAMES)})")
     return name
 
 
@@ -170,19 +180,31 @@ def sample(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write here (.csv or .jsonl) "
                                                    "instead of standard output.")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="csv or jsonl (default: from -o, else csv).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Rows as JSON lines on standard output; with -o, a "
+                                           "JSON summary of what was written where.")] = False,
 ) -> None:
     """Raw input rows drawn from a problem's process, in the input format `predict` reads."""
     with _errors("sample"):
         _problem(problem)
+        if json_out and output is None and fmt not in (None, "jsonl"):
+            raise InputError(f"--json writes JSON lines; it cannot be combined with --format {fmt}")
+        if output is not None:
+            from lstmops.serving.rawio import check_writable
+
+            check_writable(output)
         from lstmops import paths
         from lstmops.config import load_settings
-        from lstmops.serving.rawio import write_rows
         from lstmops.data.sampling import parse_date, sample_rows
+        from lstmops.serving.rawio import format_of, write_rows
 
         settings = load_settings(paths.params_file())
         rows, note = sample_rows(settings, problem, n, seed, parse_date(as_of), with_targets)
+        fmt = "jsonl" if json_out and output is None else fmt
         write_rows(rows, output, fmt)
-        if note:
+        if json_out and output is not None:
+            _print_json({"problem": problem, "rows": len(rows), "columns": [str(c) for c in rows.columns],
+                         "output": str(output), "format": format_of(output, "", fmt), "note": note})
+        elif note:
             typer.echo(f"lstmops sample: {note}", err=True)
 
 
@@ -202,25 +224,34 @@ def predict(
                                                "(default: from the file name or content).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Predict from raw rows with a registered model and log every prediction with its model version."""
+    """Predict from raw rows with a registered model; log each prediction and its model version once delivered.
+
+    The results are written (or printed) in full first and logged after: if writing fails,
+    nothing is logged and the same ids can be predicted again.
+    """
     with _errors("predict"):
         _problem(problem)
-        if output is not None and not output.parent.is_dir():
-            raise FileNotFoundError(f"no folder {output.parent} for the output file")
+        if output is not None:
+            from lstmops.serving.rawio import check_writable
+
+            check_writable(output)  # before any work: a bad -o costs nothing
         registry, store = _registry(ctx), _store(ctx)
         from lstmops.serving.rawio import read_rows
         from lstmops.serving.predict import predict as run
 
         table = read_rows(problem, source, fmt) if source is not None else None
         if table is not None and n is not None:
-            raise ValueError("give either --input or --n, not both")
-        batch = run(problem, table, registry, store, model, n, seed)
-        _write_predictions(batch, output, json_out)
+            raise InputError("give either --input or --n, not both")
+        batch = run(problem, table, registry, store, model, n, seed,
+                    deliver=lambda done: _write_predictions(done, output, json_out))
         note = f"{problem}: {len(batch.ids)} prediction(s) by model v{batch.version}, logged"
         typer.echo(note + (f", written to {output}" if output else ""), err=True)
 
 
 def _write_predictions(batch: Any, output: Path | None, json_out: bool) -> None:
+    """The results, whole, to ``output`` (by its suffix: CSV, JSON lines or text) or standard output."""
+    from lstmops.serving.rawio import write_rows, write_text
+
     texts = batch.texts()
     if output is None or output.suffix.lower() not in (".csv", ".jsonl", ".json"):
         if json_out and output is None:
@@ -228,15 +259,10 @@ def _write_predictions(batch: Any, output: Path | None, json_out: bool) -> None:
                      for i, y, t in zip(batch.ids, batch.outputs, texts)]
         else:
             lines = [f"{i}  {t}" for i, t in zip(batch.ids, texts)]
-        text = "\n".join(lines) + "\n"
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            output.write_text(text, encoding="utf-8")
+        write_text("\n".join(lines) + "\n", output)
         return
     import pandas as pd
 
-    from lstmops.serving.rawio import write_rows
     from lstmops.serving.readable import as_targets
 
     if output.suffix.lower() == ".csv":
@@ -333,7 +359,7 @@ def models_show(ctx: typer.Context, problem: ProblemArg,
         try:
             registry.verify(mv)
             integrity = "ok"
-        except ValueError as err:
+        except LstmopsError as err:
             integrity = f"FAILED: {err}"
         ledger = [p.to_dict() for p in registry.ledger(problem, limit=20)]
         if json_out:
@@ -359,16 +385,35 @@ def models_rollback(
     reason: Annotated[str, typer.Option(help="Why, for the promotion ledger.", show_default=False)],
     evidence: Annotated[Optional[str], typer.Option(help="A link or path to the evidence.")] = None,
     actor: Annotated[Optional[str], typer.Option(help="Who (default: user@host).")] = None,
+    expect_champion: Annotated[Optional[str], typer.Option(
+        "--expect-champion", help="Roll back only if this version (vN or N) is still the champion "
+                                  "(default: the champion read when the command starts).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Swap champion and previous: the previous model serves again."""
+    """Swap champion and previous: the previous model serves again.
+
+    Nothing changes if the champion is no longer the one expected, so a repeated
+    rollback with the same `--expect-champion` fails instead of swapping back.
+    """
     with _errors("models rollback"):
-        entry = _registry(ctx).rollback(_problem(problem), reason, actor, evidence)
+        registry = _registry(ctx)
+        _problem(problem)
+        seen = _version_number(expect_champion) if expect_champion is not None else \
+            registry.aliases(problem).get("champion")
+        entry = registry.rollback(problem, reason, actor, evidence, expect_champion=seen)
         if json_out:
             _print_json(entry.to_dict())
         else:
             typer.echo(f"{problem}: champion is v{entry.champion} again, previous v{entry.previous} "
                        f"(ledger #{entry.id})")
+
+
+def _version_number(text: str) -> int:
+    """``vN`` or ``N`` as a version number; anything else is an :class:`InputError`."""
+    digits = text.strip().lower().removeprefix("v")
+    if not digits.isdigit():
+        raise InputError(f"--expect-champion {text!r} is not a version (e.g. v3 or 3)")
+    return int(digits)
 
 
 def main() -> None:

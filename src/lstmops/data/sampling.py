@@ -9,19 +9,20 @@ import pandas as pd
 
 from lstmops.config import Settings, problem_settings
 from lstmops.data.drift import fully_applied, generate_at
+from lstmops.errors import InputError
 from lstmops.problems import get_problem
 from lstmops.seeding import rng_for
 from lstmops.store.records import GENERATIVE
 
 
 def parse_date(text: str | None) -> date:
-    """A ``YYYY-MM-DD`` date (today when None), or a one-line ValueError."""
+    """A ``YYYY-MM-DD`` date (today when None), or a one-line :class:`InputError`."""
     if text is None:
         return date.today()
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from None
+        raise InputError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def sample_rows(settings: Settings, problem: str, n: int, seed: int | None = None, as_of: date | None = None,

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lstmops.errors import DataError
 from lstmops.problems.contract import Contract, RowCheck
 
 CHECK_PREFIX = "check__"
@@ -45,7 +46,7 @@ _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE
 _SAFE = {"catch_exceptions": True}
 
 
-class ContractViolation(ValueError):
+class ContractViolation(DataError):
     """A table broke its data contract; ``report`` holds the details."""
 
     def __init__(self, report: "ValidationReport") -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
 
+from lstmops.errors import DataError
 from lstmops.features.transformers import POLICIES, CharVocabulary, MinMaxScaler, OneHotEncoder, load_json
 from lstmops.features.transformers import from_dict as transformer_from_dict
 from lstmops.problems import PROBLEMS, addition, rectangles
@@ -72,13 +73,13 @@ class Preparer:
         """The values of ``columns``; missing or shape-changing extra columns raise."""
         missing = [c for c in columns if c not in table.columns]
         if missing:
-            raise ValueError(f"{self.name} preparer: the table lacks column(s) {', '.join(missing)}")
+            raise DataError(f"{self.name} preparer: the table lacks column(s) {', '.join(missing)}")
         families = {m.group(1) for m in map(_FAMILY.match, columns) if m}
         extra = [c for c in table.columns if (m := _FAMILY.match(str(c))) and m.group(1) in families
                  and c not in columns]
         if extra:  # a longer sequence needs another model: never truncate silently
-            raise ValueError(f"{self.name} preparer: the table has column(s) {', '.join(extra)} beyond the "
-                             f"fitted layout ({columns[0]}..{columns[-1]}); a different shape needs a new model")
+            raise DataError(f"{self.name} preparer: the table has column(s) {', '.join(extra)} beyond the "
+                            f"fitted layout ({columns[0]}..{columns[-1]}); a different shape needs a new model")
         return table[columns].to_numpy()
 
     def _require_fitted(self) -> None:
@@ -138,8 +139,8 @@ def _integers(values: np.ndarray, columns: list[str]) -> np.ndarray:
     bad = ~np.isfinite(numeric) | (numeric != np.round(numeric))
     if bad.any():
         row, col = np.argwhere(bad.reshape(len(values), -1))[0]
-        raise ValueError(f"column {columns[col]!r}: row {row} is {numeric.reshape(len(values), -1)[row, col]}, "
-                         "not an integer")
+        raise DataError(f"column {columns[col]!r}: row {row} is {numeric.reshape(len(values), -1)[row, col]}, "
+                        "not an integer")
     return numeric.astype(np.int64)
 
 
@@ -149,7 +150,7 @@ def _binary(values: np.ndarray, columns: list[str]) -> np.ndarray:
     bad = (values != 0) & (values != 1)
     if bad.any():
         row, col = np.argwhere(bad.reshape(len(values), -1))[0]
-        raise ValueError(f"column {columns[col]!r}: row {row} is {values.reshape(len(values), -1)[row, col]}, not 0 or 1")
+        raise DataError(f"column {columns[col]!r}: row {row} is {values.reshape(len(values), -1)[row, col]}, not 0 or 1")
     return values.astype(np.uint8)
 
 
@@ -242,14 +243,14 @@ class MovingSquarePreparer(Preparer):
         outside = (pixels < 0) | (pixels >= self.params.size)
         if outside.any():
             row, col = np.argwhere(outside)[0]
-            raise ValueError(f"column {cols[col]!r}: row {row} is {pixels[row, col]}, outside the image "
-                             f"[0, {self.params.size})")
+            raise DataError(f"column {cols[col]!r}: row {row} is {pixels[row, col]}, outside the image "
+                            f"[0, {self.params.size})")
         size = self.params.size
         rows, columns = pixels[:, :size], pixels[:, size:]
         repeated = (np.sort(columns, axis=1) != np.arange(size)).any(axis=1)
         if repeated.any():
-            raise ValueError(f"row {int(np.argmax(repeated))}: the c_* columns must light each image column "
-                             f"exactly once (a permutation of 0..{size - 1})")
+            raise DataError(f"row {int(np.argmax(repeated))}: the c_* columns must light each image column "
+                            f"exactly once (a permutation of 0..{size - 1})")
         return rows, columns
 
     def _fit(self, table: pd.DataFrame) -> None:

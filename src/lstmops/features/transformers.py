@@ -21,14 +21,16 @@ from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import MinMaxScaler as _SkMinMaxScaler
 from sklearn.preprocessing import OneHotEncoder as _SkOneHotEncoder
 
+from lstmops.errors import DataError
+
 POLICIES = ("clip", "reject")
 
 
-class OutOfRangeError(ValueError):
+class OutOfRangeError(DataError):
     """An input lies outside the range a scaler was fitted on (policy ``reject``)."""
 
 
-class UnknownCategoryError(ValueError):
+class UnknownCategoryError(DataError):
     """An input category or character was never seen (or declared) at fit time."""
 
 
@@ -43,12 +45,12 @@ def _label(index: tuple[int, ...], shape: tuple[int, ...], columns: Sequence[str
 
 
 def _check_finite(values: np.ndarray, columns: Sequence[str] | None) -> None:
-    """Raise a ValueError naming the first row holding NaN or inf."""
+    """Raise a :class:`DataError` naming the first row holding NaN or inf."""
     bad = ~np.isfinite(values)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         where = _label(first, values.shape, columns, "value")
-        raise ValueError(f"{where}: row {first[0]} is {float(values[first])}; NaN and inf are not allowed")
+        raise DataError(f"{where}: row {first[0]} is {float(values[first])}; NaN and inf are not allowed")
 
 
 def _require(fitted: bool, what: str) -> None:
@@ -276,7 +278,7 @@ class CharVocabulary:
         items = list(strings)
         bad = [i for i, s in enumerate(items) if not isinstance(s, str)]
         if bad:
-            raise ValueError(f"row {bad[0]}: expected a string, got {items[bad[0]]!r}")
+            raise DataError(f"row {bad[0]}: expected a string, got {items[bad[0]]!r}")
         return np.array(items, dtype=str) if items else np.zeros(0, dtype="U1")
 
     def _codes(self, values: np.ndarray, width: int) -> np.ndarray:
@@ -284,8 +286,8 @@ class CharVocabulary:
         lengths = np.char.str_len(values)
         if (lengths > width).any():
             row = int(np.argmax(lengths > width))
-            raise ValueError(f"row {row}: string {str(values[row])!r} has {int(lengths[row])} characters, "
-                             f"more than the fitted width {width}")
+            raise DataError(f"row {row}: string {str(values[row])!r} has {int(lengths[row])} characters, "
+                            f"more than the fitted width {width}")
         padded = np.char.rjust(values, width).astype(f"U{width}")
         return padded.view(np.uint32).reshape(len(values), width)
 

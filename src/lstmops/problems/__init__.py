@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from lstmops.errors import InputError
 from lstmops.problems.contract import Contract
 from lstmops.problems import addition, cumulative_sum, damped_sine, echo, moving_square, rectangles
 
@@ -29,9 +30,16 @@ PROBLEMS: dict[str, ModuleType] = {
 }
 
 
+class UnknownProblem(InputError, KeyError):
+    """No problem of that name: an :class:`InputError` that ``except KeyError`` still catches."""
+
+    def __str__(self) -> str:  # the plain message, not KeyError's quoted repr
+        return str(self.args[0]) if self.args else ""
+
+
 def get_problem(name: str) -> ModuleType:
-    """The module of a problem, or a one-line ``KeyError`` naming the known ones."""
+    """The module of a problem, or a one-line :class:`UnknownProblem` naming the known ones."""
     try:
         return PROBLEMS[name]
     except KeyError:
-        raise KeyError(f"unknown problem {name!r} (known: {', '.join(PROBLEMS)})") from None
+        raise UnknownProblem(f"unknown problem {name!r} (known: {', '.join(PROBLEMS)})") from None

@@ -5,7 +5,7 @@ data contract of the model's own fitted settings (columns, types, NaN/inf, range
 value sets, addition's expression syntax), with NumPy and pandas only: fast enough for
 the predict path, where Great Expectations' import alone would take seconds. The fitted
 preprocessing then applies its own range and vocabulary checks (policy ``reject`` or
-``clip``), whose messages :func:`reworded` turns into the same one-line form.
+``clip``), whose :class:`DataError` messages :func:`reworded` turns into the same one-line form.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from lstmops.errors import BundleError, DataError
 from lstmops.modeling.bundle import PREPROCESSING
 from lstmops.serving.rawio import InputError, check_columns, column_text, typed_numbers
 from lstmops.registry.versions import ModelVersion
@@ -31,7 +32,10 @@ def _params(problem: str, data: dict) -> Any:
 
 def version_params(mv: ModelVersion) -> Any:
     """The process parameters a registered model was fitted with (read from its preprocessing JSON)."""
-    data = json.loads((mv.folder / PREPROCESSING).read_text(encoding="utf-8"))
+    try:
+        data = json.loads((mv.folder / PREPROCESSING).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise BundleError(f"{mv.problem} v{mv.version}: cannot read {PREPROCESSING}: {err}") from None
     return _params(mv.problem, data["params"])
 
 
@@ -67,7 +71,8 @@ def check_expressions(problem: str, params: Any, texts: pd.Series, ids: Sequence
     shaped = texts.str.fullmatch(rf"\d+(\+\d+){{{n - 1}}}").to_numpy()
     long = (texts.str.len() > input_width(params)).to_numpy()
     bad = np.flatnonzero(empty | ~chars | ~shaped | long)
-    terms = texts.where(shaped, "+".join("0" * n)).str.split("+", expand=True).astype(np.int64).to_numpy()
+    # as floats: a term of 2**63 or more must be refused as too big, not overflow int64
+    terms = texts.where(shaped, "+".join("0" * n)).str.split("+", expand=True).astype(np.float64).to_numpy()
     too_big = np.flatnonzero((terms > largest).any(axis=1))
     first = min([*bad[:1], *too_big[:1]], default=None)
     if first is None:
@@ -107,8 +112,11 @@ def validate_targets(problem: str, params: Any, table: pd.DataFrame, ids: Sequen
     return _typed(problem, params, table, targets, ids)
 
 
-def reworded(problem: str, err: Exception, ids: Sequence[str]) -> InputError:
-    """A preparer's error (rows counted from 0 in its own words) as a one-line :class:`InputError`."""
+def reworded(problem: str, err: DataError, ids: Sequence[str]) -> InputError:
+    """A preparer's data error (rows counted from 0 in its own words) as a one-line :class:`InputError`.
+
+    Only :class:`DataError` is worded as a bad row: any other exception is a bug, not the input's fault.
+    """
     message = str(err)
     found = re.search(r"\brow (\d+)\b", message)
     if not found:

@@ -1,9 +1,11 @@
-"""Serving a registered model: raw rows in, checked, prepared, predicted, decoded, logged.
+"""Serving a registered model: raw rows in, checked, prepared, predicted, decoded, delivered, logged.
 
 Order matters: the checksums are verified and every row is checked (see
 :mod:`lstmops.serving.inputs`) before Keras loads the model, so bad input fails in a fraction
 of a second and nothing is logged for it. The model is rebuilt from its JSON in Keras
-safe mode (no Python code from files, no pickle).
+safe mode (no Python code from files, no pickle). Predictions are logged only after they
+were delivered (``deliver``), so a failed delivery leaves nothing logged and can be retried
+with the same ids.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
+from lstmops.errors import DataError
 from lstmops.modeling import bundle
 from lstmops.modeling.bundle import PREPROCESSING
 from lstmops.serving.inputs import reworded, validate_inputs, validate_targets, version_params
@@ -119,7 +122,7 @@ def _prepared(problem: str, served: Served, typed: pd.DataFrame, ids: Sequence[s
             chunks = preparer.inputs_chunks(typed, VIDEO_CHUNK_ROWS)
             return _chain(next(chunks), chunks)
         return iter([preparer.inputs(typed)])
-    except ValueError as err:
+    except DataError as err:  # only the preparer's checks of the data; any other error is a bug
         raise reworded(problem, err, ids) from None
 
 
@@ -147,7 +150,7 @@ def draw(served: Served, n: int, seed: int | None = None) -> list[list[list[floa
 
 @dataclass
 class PredictionBatch:
-    """What one ``predict`` call produced (and logged)."""
+    """What one ``predict`` call produced (and, once delivered, logged)."""
 
     problem: str
     version: int
@@ -163,14 +166,17 @@ class PredictionBatch:
 
 
 def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store: Store | None,
-            ref: str | int | None = "champion", n: int | None = None, seed: int | None = None) -> PredictionBatch:
-    """Check raw rows, predict with the registered model ``ref``, log every prediction to ``store``.
+            ref: str | int | None = "champion", n: int | None = None, seed: int | None = None,
+            deliver: Callable[[PredictionBatch], None] | None = None) -> PredictionBatch:
+    """Check raw rows, predict with the registered model ``ref``, deliver, then log every prediction.
 
     Args:
         table: raw rows (:func:`lstmops.serving.rawio.read_rows`); for the generative problem,
             rows of ids only, or None with ``n`` shapes to draw.
         store: where predictions are logged; None logs nothing.
         seed: randomness of generated shapes (generative problem only).
+        deliver: hands the batch to its user (writes the output) before anything is logged;
+            if it raises, nothing is logged and the same ids can be predicted again.
 
     Raises:
         InputError: a row is bad; nothing was predicted or logged.
@@ -192,9 +198,12 @@ def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store:
             raise InputError(problem, f"id {ids[row]} was already predicted (ids must be new)", row, ids)
     outputs = draw(served, len(ids), seed) if chunks is None else predict_typed(problem, served, chunks)
     inputs = typed.to_dict("records") if len(typed.columns) else [{} for _ in ids]
+    batch = PredictionBatch(problem, served.version.version, ids, inputs, outputs)
+    if deliver is not None:
+        deliver(batch)
     if store is not None:
-        store.log_predictions(problem, served.version.version, ids, inputs, outputs)
-    return PredictionBatch(problem, served.version.version, ids, inputs, outputs)
+        store.log_predictions(problem, batch.version, ids, inputs, outputs)
+    return batch
 
 
 def observe(problem: str, table: pd.DataFrame, registry: Registry, store: Store, replace: bool = False) -> int:

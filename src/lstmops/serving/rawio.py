@@ -56,13 +56,19 @@ a1,7
 Bad input stops the whole batch before anything is predicted or logged, with one line
 naming the problem and the data row, counted from 1 (the CSV header is not a row), and
 exit status 2, e.g. `lstmops predict: error: echo row 3 (id a3): column x_2 is 12, outside [0, 9]`.
+An integer too large for the model (any number of digits) is such an error too, never an overflow.
+Results are delivered first and logged after: if the output cannot be written (`-o` into a
+missing folder, a full disk, a closed pipe), the error names the path, nothing is logged, and
+the same ids can be predicted again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -77,13 +83,14 @@ FORMATS = ("csv", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 _NOT_A_VALUE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 _FAMILY = re.compile(r"^([a-z])_(\d+)$")
+_EXACT_INT = 2.0**53  # the largest integer a float64 holds exactly; beyond it an int column would be silently wrong
 
 
 def format_of(source: str | Path, text: str, fmt: str | None = None) -> str:
     """``csv`` or ``jsonl``: as asked, else by file extension, else by the first character."""
     if fmt is not None:
         if fmt not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+            raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         return fmt
     by_name = _EXTENSIONS.get(Path(str(source)).suffix.lower())
     if by_name:
@@ -92,13 +99,18 @@ def format_of(source: str | Path, text: str, fmt: str | None = None) -> str:
 
 
 def read_source(source: str | Path) -> str:
-    """The text of a file, or of standard input for ``-``."""
+    """The text of a file, or of standard input for ``-``; an unreadable file is an :class:`InputError`."""
     if str(source) == "-":
         return sys.stdin.read()
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(f"no input file {path}")
-    return path.read_text(encoding="utf-8-sig")
+        raise InputError(f"no input file {path}")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise InputError(f"cannot read input file {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"input file {path} is not UTF-8 text (byte {err.start + 1})") from None
 
 
 def _parse_csv(problem: str, text: str) -> pd.DataFrame:
@@ -279,9 +291,10 @@ def typed_numbers(problem: str, table: pd.DataFrame, kinds: dict[str, str], rang
     lo = np.array([-np.inf if v is None else float(v) for v in lows])
     hi = np.array([np.inf if v is None else float(v) for v in highs])
     outside = ((clean < lo) | (clean > hi)) & finite
+    huge = integral[None, :] & (np.abs(clean) > _EXACT_INT) & finite & ~outside  # would wrap or round as int64
     checks = [(missing, "is missing"), (not_number, "is {v}, not a number"),
               (not_finite, "is {v}; NaN and inf are not allowed"), (not_int, "is {v}, not an integer"),
-              (outside, "is {v}, {r}")]
+              (outside, "is {v}, {r}"), (huge, "is {v}, too large for an integer")]
     spots = [(spot, message) for mask, message in checks if (spot := _first(mask)) is not None]
     if spots:
         (row, col), message = min(spots, key=lambda s: s[0])
@@ -305,16 +318,52 @@ def typed_times(problem: str, table: pd.DataFrame, column: str, ids: Sequence[st
     return [None if pd.isna(w) else w.tz_convert(None).to_pydatetime() for w in parsed]
 
 
+def rows_text(rows: pd.DataFrame, fmt: str) -> str:
+    """A table as CSV (with a header) or JSON lines."""
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt == "csv":
+        return rows.to_csv(index=False, lineterminator="\n")
+    text = rows.to_json(orient="records", lines=True, double_precision=15)
+    return text if text.endswith("\n") or not text else text + "\n"
+
+
+def check_writable(destination: str | Path) -> None:
+    """Refuse, before any work, an output path that cannot be written (a cheap check, not a guarantee)."""
+    path = Path(destination)
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder")
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {path}: no folder {path.parent}")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise InputError(f"cannot write {path}: permission denied")
+
+
+def write_text(text: str, destination: str | Path | None) -> None:
+    """Write ``text`` whole to a file, or to standard output for None or ``-``.
+
+    A file is written beside its destination and then renamed over it, so it is either
+    complete or untouched; a failure is an :class:`InputError` naming the path.
+    """
+    if destination is None or str(destination) == "-":
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as err:  # e.g. a closed pipe: the reader did not get everything
+            raise InputError(f"cannot write to standard output: {err.strerror or err}") from None
+        return
+    path = Path(destination)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {err.strerror or err}") from None
+
+
 def write_rows(rows: pd.DataFrame, destination: str | Path | None, fmt: str | None = None) -> None:
     """Write a table as CSV or JSON lines to a file, or to standard output for None or ``-``."""
     target = "-" if destination is None else str(destination)
-    fmt = fmt or _EXTENSIONS.get(Path(target).suffix.lower(), "csv")
-    if fmt == "csv":
-        text = rows.to_csv(index=False, lineterminator="\n")
-    else:
-        text = rows.to_json(orient="records", lines=True, double_precision=15)
-        text = text if text.endswith("\n") or not text else text + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-    else:
-        Path(target).write_text(text, encoding="utf-8")
+    write_text(rows_text(rows, fmt or _EXTENSIONS.get(Path(target).suffix.lower(), "csv")), destination)
