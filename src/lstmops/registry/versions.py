@@ -35,7 +35,7 @@ from sqlalchemy import (JSON, Column, DateTime, ForeignKey, ForeignKeyConstraint
 from sqlalchemy.engine import Connection
 
 from lstmops import paths
-from lstmops.database import create_tables, engine_for, lock_row, utcnow, writing
+from lstmops.database import engine_for, lock_row, migrate, utcnow, writing
 from lstmops.errors import BundleError, NoModelError, PromotionConflict, RegistryError
 from lstmops.modeling.bundle import CHECKSUMS, FILES, METADATA, sha256, verify_bundle
 
@@ -193,7 +193,7 @@ class Registry:
                 "LSTMOPS_DB_URL", f"sqlite:///{Path(folder) / 'lstmops.db'}")
         self.url = url
         self.engine = engine_for(url)
-        create_tables(self.engine, metadata)
+        migrate(self.engine)
         self.folder = Path(folder) if folder is not None else self._recorded_folder() or paths.registry_dir()
 
     def _recorded_folder(self) -> Path | None:
