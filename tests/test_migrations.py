@@ -16,7 +16,7 @@ from lstmops.registry.versions import Registry
 from lstmops.registry.versions import metadata as registry_metadata
 from lstmops.store.records import Store
 from lstmops.store.records import metadata as store_metadata
-from test_registry import pg_url  # noqa: F401 - the throw-away PostgreSQL server fixture
+from test_registry import _fresh_pg, pg_url  # noqa: F401 - the throw-away PostgreSQL server fixture
 
 
 def _models() -> MetaData:
@@ -62,19 +62,20 @@ def test_opening_a_database_at_head_runs_no_migration(tmp_path, monkeypatch):
     Store(url)
 
 
-@pytest.mark.parametrize("made_by", ["registry-and-store", "registry-only"])
-def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(tmp_path, made_by):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+@pytest.mark.parametrize("made_by", ["registry-and-store", "registry-only", "postgresql"])
+def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(tmp_path, request, made_by):
+    url = (_fresh_pg(request.getfixturevalue("pg_url"), "lstmops_old") if made_by == "postgresql"
+           else f"sqlite:///{tmp_path / 'old.db'}")
     old = create_engine(url)  # the old code: metadata.create_all, no alembic_version
     registry_metadata.create_all(old)
-    if made_by == "registry-and-store":
+    if made_by != "registry-only":
         store_metadata.create_all(old)
     when = datetime(2026, 1, 2, 3, 4)
     with old.begin() as conn:
         conn.execute(text("INSERT INTO registry_problems VALUES ('echo', 3)"))
         conn.execute(text("INSERT INTO model_versions (problem, version, folder, checksums, meta, registered_at) "
                           "VALUES ('echo', 1, 'echo/v1', '{}', '{}', :t)"), {"t": when})
-        if made_by == "registry-and-store":
+        if made_by != "registry-only":
             conn.execute(text("INSERT INTO predictions VALUES ('echo', 'a', 1, '1', '2', :t)"), {"t": when})
     old.dispose()
     reg = Registry(url, tmp_path / "registry")
@@ -82,7 +83,7 @@ def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(tmp_pat
     (mv,) = reg.versions("echo")
     assert (mv.version, mv.folder, mv.registered_at) == (1, tmp_path / "registry" / "echo" / "v1", when)
     counts = Store(url).counts("echo")
-    assert counts == {"predictions": 1 if made_by == "registry-and-store" else 0, "observations": 0}
+    assert counts == {"predictions": 0 if made_by == "registry-only" else 1, "observations": 0}
 
 
 _REVISION_0002 = '''"""Add a note to each registry setting."""
@@ -125,12 +126,7 @@ def test_a_new_revision_upgrades_an_existing_database(tmp_path):
 
 
 def test_postgresql_is_migrated_to_exactly_the_models(pg_url):  # noqa: F811 - the fixture
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS lstmops_migrations"))
-        conn.execute(text("CREATE DATABASE lstmops_migrations"))
-    admin.dispose()
-    url = pg_url.replace("/postgres?", "/lstmops_migrations?")
+    url = _fresh_pg(pg_url, "lstmops_migrations")
     Store(url)
     assert _differences(url) == [] and _revision(url) == migrations.HEAD
     Registry(url, Path("/nonexistent-registry"))  # at head: a no-op

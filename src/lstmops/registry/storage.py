@@ -76,8 +76,8 @@ def check_owned(root: Path, registry_id: str | None, known: set[tuple[str, int]]
         if not is_ours(path, registry_id, (problem, number) in known):
             raise RegistryError(
                 f"registry folder {root} holds model versions this database does not own ({problem}/v{number}); "
-                "nothing was changed: use the database that registered them (--db or LSTMOPS_DB_URL), "
-                "or give this database its own registry folder")
+                "nothing was changed: use the database that registered them (--db or LSTMOPS_DB_URL) or give "
+                f"this database its own registry folder (remove {path} yourself only if it is debris)")
 
 
 def stage(problem_dir: Path, source: Path, sums: dict[str, str], registry_id: str) -> Path:

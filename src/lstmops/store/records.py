@@ -9,7 +9,9 @@ The generative problem (rectangles) has no true outcome: its drawings are scored
 themselves (geometric error).
 
 SQLite in WAL mode by default (``$LSTMOPS_DB_URL`` or ``--db`` for another database,
-e.g. PostgreSQL). Times are naive UTC.
+e.g. PostgreSQL). Times are naive UTC. Opening a store upgrades the database's schema
+(registry and store tables alike) with the Alembic scripts in :mod:`lstmops.migrations`;
+a database made before migrations keeps its rows.
 """
 
 from __future__ import annotations
