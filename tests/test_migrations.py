@@ -12,6 +12,7 @@ from sqlalchemy import MetaData, create_engine, inspect, text
 
 from lstmops import database, migrations
 from lstmops.database import engine_for, migrate
+from lstmops.errors import DatabaseError
 from lstmops.registry.versions import Registry
 from lstmops.registry.versions import metadata as registry_metadata
 from lstmops.store.records import Store
@@ -123,6 +124,15 @@ def test_a_new_revision_upgrades_an_existing_database(tmp_path):
             "blue", "migrated")
     migrate(reg.engine, scripts)  # at head now: nothing to do
     assert "note" in {c["name"] for c in inspect(reg.engine).get_columns("registry_settings")}
+
+
+def test_a_database_from_a_newer_lstmops_fails_in_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    Store(url)
+    with engine_for(url).begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    with pytest.raises(DatabaseError, match="schema revision 0099.*newer lstmops"):
+        Registry(url, tmp_path / "registry")
 
 
 def test_postgresql_is_migrated_to_exactly_the_models(pg_url):  # noqa: F811 - the fixture

@@ -91,7 +91,7 @@ def _revision(connection: Connection) -> str | None:
 
 
 def _migration_lock(connection: Connection) -> None:
-    """Serialise migrators: SQLite's write lock is already held (``BEGIN IMMEDIATE``); PostgreSQL takes an advisory lock."""
+    """Serialise migrators: SQLite holds its write lock already (``BEGIN IMMEDIATE``); PostgreSQL locks here."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
 
@@ -135,10 +135,17 @@ def _upgrade(connection: Connection, scripts: Path) -> None:
     from alembic import command
     from alembic.config import Config
 
+    from alembic.util import CommandError
+
     config = Config()
     config.set_main_option("script_location", str(scripts))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    try:
+        command.upgrade(config, "head")
+    except CommandError as err:  # e.g. a revision written by a newer lstmops
+        url = connection.engine.url.render_as_string(hide_password=True)
+        raise DatabaseError(f"cannot migrate database {url} (schema revision {_revision(connection)}): {err}; "
+                            "is it used by a newer lstmops? upgrade lstmops") from None
 
 
 @contextmanager
