@@ -11,6 +11,8 @@ checksum, and :meth:`Registry.verify <lstmops.registry.versions.Registry.verify>
 A version folder is *ours* when its owner file names our id, or when it has none
 (made before ownership existed) and our database records that version. Anything else
 belongs to another registry: we refuse to write beside it, and never delete it.
+Staging folders left by lstmops before ownership existed carry no owner file either:
+they are left alone (delete them by hand).
 """
 
 from __future__ import annotations
