@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from lstmops.registry import storage
 from lstmops.registry import versions as registry_module
 from lstmops.modeling.bundle import WEIGHTS, BundleError, sha256
 from lstmops.registry.versions import NoModelError, PromotionConflict, Registry, RegistryError, parse_ref
@@ -64,7 +65,7 @@ def test_register_copies_verifies_and_is_idempotent(reg, bundles):
     assert first.created and first.version.version == 1
     mv = first.version
     assert mv.folder == reg.folder / "echo" / "v1" and sorted(os.listdir(mv.folder)) == sorted(
-        os.listdir(bundles[0]))
+        [*os.listdir(bundles[0]), storage.OWNER_FILE])
     assert mv.checksums == json.loads((bundles[0] / "checksums.json").read_text())
     assert mv.architecture == "vanilla" and mv.registered_by == "tester" and mv.metadata["variant"] == 0
     again = reg.register("echo", bundles[0])
@@ -153,6 +154,101 @@ def test_crash_during_promotion_changes_nothing(reg, bundles, step, action):
             reg.rollback("echo", reason="back to one")
     registry_module.crash_hook = None
     assert _state(reg) == before == ([1, 2], {"champion": 2, "previous": 1}, 2)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` but the database's own, with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.startswith("lstmops.db")}
+
+
+def _fresh_pg(pg_url: str, name: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return pg_url.replace("/postgres?", f"/{name}?")
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["owned", "made-before-ownership"])
+@pytest.mark.parametrize("other", ["sqlite", "postgresql"])
+def test_another_database_never_touches_a_registrys_folders(tmp_path, bundles, monkeypatch, request, other, legacy):
+    # The bug of issue #7: a second database pointed at a registry folder took its v1 for an orphan.
+    monkeypatch.delenv("LSTMOPS_DB_URL", raising=False)
+    folder = tmp_path / "registry"
+    default = Registry(folder=folder)  # <folder>/lstmops.db
+    default.register("echo", bundles[0])
+    default.register("addition", bundles[1])
+    default.promote("echo", 1, reason="first")
+    if legacy:  # folders written before registries recorded their owner
+        for path in folder.glob("*/v*/" + storage.OWNER_FILE):
+            path.unlink()
+    before = _files(folder)
+    url = (f"sqlite:///{tmp_path / 'other.db'}" if other == "sqlite"
+           else _fresh_pg(request.getfixturevalue("pg_url"), f"other_{int(legacy)}"))
+    intruder = Registry(url, folder)
+    for problem in ("echo", "rectangles"):
+        with pytest.raises(RegistryError, match=f"registry folder {folder} holds model versions this database "
+                                                "does not own .*nothing was changed.*--db"):
+            intruder.register(problem, bundles[2])
+    assert _files(folder) == before  # byte for byte, and no new folder (rectangles/, staging)
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("lstmops.db")) == ["addition", "echo"]
+    assert intruder.problems() == []
+    for mv in default.versions("echo") + default.versions("addition"):
+        default.verify(mv)
+    assert default.register("echo", bundles[2]).version.version == 2  # the owner itself carries on
+
+
+def test_orphans_and_staging_are_removed_only_when_ours(reg, bundles):
+    reg.register("echo", bundles[0])
+    ours = reg.versions("echo")[0].folder.joinpath(storage.OWNER_FILE).read_text()
+    echo = reg.folder / "echo"
+    old = time.time() - storage.STALE_STAGING_S - 10
+    for name, owner, mtime in [(".incoming-ours-old", ours, old), (".incoming-ours-new", ours, None),
+                               (".incoming-other-old", "someone-else", old), (".incoming-none-old", None, old),
+                               ("v5", ours, None)]:
+        (echo / name).mkdir()
+        if owner:
+            (echo / name / storage.OWNER_FILE).write_text(owner)
+        if mtime:
+            os.utime(echo / name, (mtime, mtime))
+    done = reg.register("echo", bundles[1])
+    assert done.removed_orphans == [".incoming-ours-old", "v5"] and done.version.version == 2
+    assert sorted(p.name for p in echo.iterdir()) == [".incoming-none-old", ".incoming-other-old",
+                                                      ".incoming-ours-new", "v1", "v2"]
+    (echo / "v3").mkdir()  # a version folder nobody can prove is ours: refuse, delete nothing
+    with pytest.raises(RegistryError, match=r"does not own \(echo/v3\)"):
+        reg.register("echo", bundles[2])
+    assert (echo / "v3").is_dir() and [v.version for v in reg.versions("echo")] == [1, 2]
+
+
+def test_version_numbers_never_reuse_a_folder_on_disk(reg, bundles, monkeypatch):
+    reg.register("echo", bundles[0])
+    orphan = reg.folder / "echo" / "v2"  # ours, but it could not be removed (e.g. a file still open)
+    shutil.copytree(reg.versions("echo")[0].folder, orphan)
+    monkeypatch.setattr(storage, "remove_orphans", lambda *_args: [])
+    before = _files(orphan)
+    done = reg.register("echo", bundles[1])
+    assert done.version.version == 3 and _files(orphan) == before
+    reg.verify(done.version)
+    with pytest.raises(RegistryError, match="appeared while registering"):
+        storage.place(orphan, 3)
+
+
+def test_repeating_a_rollback_with_the_same_expectation_conflicts(reg, bundles):
+    for b in bundles[:2]:
+        reg.register("echo", b)
+    reg.promote("echo", 1, reason="first")
+    reg.promote("echo", 2, reason="second", expect_champion=1)
+    reg.rollback("echo", reason="v2 degrades", expect_champion=2)
+    with pytest.raises(PromotionConflict, match="echo: the champion is v1, not v2 as expected.*nothing was changed"):
+        reg.rollback("echo", reason="v2 degrades", expect_champion=2)  # a double click, a retried request
+    assert reg.aliases("echo") == {"champion": 1, "previous": 2} and len(reg.ledger("echo")) == 3
+    with pytest.raises(PromotionConflict, match="champion is v1, not v2"):
+        reg.promote("echo", 2, reason="again", expect_champion=2)
 
 
 _KILL_SCRIPT = """

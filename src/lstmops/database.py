@@ -6,6 +6,9 @@ keys on and a generous busy timeout. Write transactions that must not interleave
 takes SQLite's write lock at once: two racing promoters then run one after the other,
 never both on the same stale state. On PostgreSQL the same code locks the problem's
 row with ``SELECT ... FOR UPDATE`` (see :func:`lock_row`).
+
+Schemas are versioned with Alembic (:mod:`lstmops.migrations`): :func:`migrate` brings
+a database to the newest revision when the registry or the store opens it.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, event, select
+from sqlalchemy import Engine, Table, create_engine, event, inspect, select
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from lstmops.errors import DatabaseError
 
 _ENGINES: dict[str, Engine] = {}
 BUSY_TIMEOUT_S = 30
-
+MIGRATION_LOCK_KEY = 7_051_731  # PostgreSQL advisory lock id of lstmops schema upgrades
 
 
 
@@ -80,16 +83,69 @@ def engine_for(url: str) -> Engine:
     return engine
 
 
-def create_tables(engine: Engine, metadata: MetaData) -> None:
-    """Create missing tables; a concurrent creator winning the race is not an error."""
-    for attempt in range(3):
-        try:
-            metadata.create_all(engine)
-            return
-        except (OperationalError, IntegrityError) as err:
-            if "already exists" not in str(err) or attempt == 2:
-                url = engine.url.render_as_string(hide_password=True)
-                raise DatabaseError(f"cannot open database {url}: {str(err.orig).strip()}") from None
+def _revision(connection: Connection) -> str | None:
+    """The database's Alembic revision, or None before the first migration (plain SQL: no Alembic import)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def _migration_lock(connection: Connection) -> None:
+    """Serialise migrators: SQLite holds its write lock already (``BEGIN IMMEDIATE``); PostgreSQL locks here."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+
+
+def migrate(engine: Engine, scripts: Path | None = None, head: str | None = None) -> None:
+    """Upgrade the database to the newest schema revision; cheap when it is already there.
+
+    Two processes opening a new database at once are serialised by a lock held for the
+    whole upgrade (DDL is transactional on SQLite and PostgreSQL); the second one then
+    finds the database at head and does nothing.
+
+    Args:
+        scripts: the Alembic script folder; default the package's own ``lstmops/migrations``.
+        head: its newest revision; default :data:`lstmops.migrations.HEAD` (or read from ``scripts``).
+    """
+    from lstmops import migrations
+
+    if head is None:
+        head = migrations.HEAD if scripts is None else _script_head(scripts)
+    try:
+        with engine.connect() as connection:
+            if _revision(connection) == head:
+                return
+        with writing(engine) as connection:
+            _migration_lock(connection)
+            if _revision(connection) != head:
+                _upgrade(connection, scripts or migrations.LOCATION)
+    except (OperationalError, ProgrammingError, IntegrityError) as err:
+        url = engine.url.render_as_string(hide_password=True)
+        raise DatabaseError(f"cannot open database {url}: {str(err.orig).strip().splitlines()[0]}") from None
+
+
+def _script_head(scripts: Path) -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(scripts)).get_current_head()
+
+
+def _upgrade(connection: Connection, scripts: Path) -> None:
+    """Run Alembic's upgrade to head inside the caller's transaction."""
+    from alembic import command
+    from alembic.config import Config
+
+    from alembic.util import CommandError
+
+    config = Config()
+    config.set_main_option("script_location", str(scripts))
+    config.attributes["connection"] = connection
+    try:
+        command.upgrade(config, "head")
+    except CommandError as err:  # e.g. a revision written by a newer lstmops
+        url = connection.engine.url.render_as_string(hide_password=True)
+        raise DatabaseError(f"cannot migrate database {url} (schema revision {_revision(connection)}): {err}; "
+                            "is it used by a newer lstmops? upgrade lstmops") from None
 
 
 @contextmanager

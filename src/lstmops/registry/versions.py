@@ -3,15 +3,22 @@
 Each version is a verified copy of a finalized bundle (architecture JSON, weights,
 preprocessing, metadata, checksums) under ``<registry>/<problem>/v<N>/``; its metadata,
 the sha256 of every file, the aliases and the promotion ledger live in a database
-(SQLite by default, any SQLAlchemy URL, e.g. PostgreSQL).
+(SQLite by default, any SQLAlchemy URL, e.g. PostgreSQL). Opening a registry upgrades
+its database's schema with Alembic when needed (:func:`lstmops.database.migrate`).
+
+Ownership: each database has a registry id (a uuid in ``registry_settings``), and every
+version folder names the registry that wrote it (:mod:`lstmops.registry.storage`). A
+database never writes into, or deletes from, a folder holding versions it cannot prove
+are its own: pointed at another registry's folder, it refuses and changes nothing.
 
 Crash safety: files are copied into a staging folder first and renamed into place
 under the database write lock, and the version only exists once the transaction that
-records it commits. A crash at any point leaves at most an orphan folder, which nothing
-reads (every lookup goes through the database) and the next registration removes.
-Alias changes and their ledger row commit together, or not at all. Two promoters of
-the same problem are serialised by the lock; with ``expect_champion`` the second one
-fails cleanly instead of replacing a champion it never saw.
+records it commits. A crash at any point leaves at most an orphan folder owned by this
+registry, which nothing reads (every lookup goes through the database) and the next
+registration removes. Alias changes and their ledger row commit together, or not at
+all. Two promoters of the same problem are serialised by the lock; with
+``expect_champion`` the second one (or a repeated request) fails cleanly instead of
+replacing a champion it never saw.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ import os
 import re
 import shutil
 import socket
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,12 +41,12 @@ from sqlalchemy import (JSON, Column, DateTime, ForeignKey, ForeignKeyConstraint
 from sqlalchemy.engine import Connection
 
 from lstmops import paths
-from lstmops.database import create_tables, engine_for, lock_row, utcnow, writing
+from lstmops.database import engine_for, lock_row, migrate, utcnow, writing
 from lstmops.errors import BundleError, NoModelError, PromotionConflict, RegistryError
 from lstmops.modeling.bundle import CHECKSUMS, FILES, METADATA, sha256, verify_bundle
+from lstmops.registry import storage
 
 ALIASES = ("champion", "previous")
-STALE_STAGING_S = 3600  # a staging folder this old belongs to a registration that died
 
 metadata = MetaData()
 settings_table = Table(
@@ -97,8 +103,6 @@ _ANY: Any = object()
 def _checkpoint(step: str) -> None:
     if crash_hook is not None:
         crash_hook(step)
-
-
 
 
 def default_actor() -> str:
@@ -193,7 +197,8 @@ class Registry:
                 "LSTMOPS_DB_URL", f"sqlite:///{Path(folder) / 'lstmops.db'}")
         self.url = url
         self.engine = engine_for(url)
-        create_tables(self.engine, metadata)
+        migrate(self.engine)
+        self._id: str | None = None
         self.folder = Path(folder) if folder is not None else self._recorded_folder() or paths.registry_dir()
 
     def _recorded_folder(self) -> Path | None:
@@ -294,57 +299,56 @@ class Registry:
 
     # --- registering ---------------------------------------------------------------
 
-    def _stage(self, problem: str, source: Path, sums: dict[str, str]) -> Path:
-        """Copy the bundle into a fresh staging folder and check the copy."""
-        staged = self.folder / problem / f".incoming-{uuid.uuid4().hex[:12]}"
-        staged.mkdir(parents=True)
-        for name in (*FILES, CHECKSUMS):
-            shutil.copyfile(source / name, staged / name)
-            with open(staged / name, "rb") as fh:
-                os.fsync(fh.fileno())
-        if verify_bundle(staged) != sums:
-            raise BundleError(f"{problem}: the bundle at {source} changed while it was being copied")
-        return staged
+    def _known(self, conn: Connection) -> set[tuple[str, int]]:
+        return {(p, v) for p, v in conn.execute(select(versions_table.c.problem, versions_table.c.version))}
 
-    def _remove_orphans(self, problem: str, known: set[int], keep: Path) -> list[str]:
-        """Delete version folders the database does not know and long-dead staging folders."""
-        removed = []
-        for entry in sorted((self.folder / problem).iterdir()):
-            if entry == keep or not entry.is_dir():
-                continue
-            orphan = re.fullmatch(r"v(\d+)", entry.name) and int(entry.name[1:]) not in known
-            stale = entry.name.startswith(".incoming-") and time.time() - entry.stat().st_mtime > STALE_STAGING_S
-            if orphan or stale:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry.name)
-        return removed
+    def _registry_id(self, create: bool = True) -> str | None:
+        """This database's registry id, the owner named in its version folders (made at first registration)."""
+        if self._id is None:
+            with self.engine.connect() as conn:
+                self._id = conn.execute(select(settings_table.c.value)
+                                        .where(settings_table.c.key == "registry_id")).scalar()
+        if self._id is None and create:
+            with writing(self.engine) as conn:
+                row = lock_row(conn, settings_table, "key", "registry_id", {"value": uuid.uuid4().hex})
+                self._id = row.value
+        return self._id
+
+    def _check_folder(self) -> None:
+        """Refuse before touching the disk when the folder holds another registry's versions."""
+        with self.engine.connect() as conn:
+            known = self._known(conn)
+        storage.check_owned(self.folder, self._registry_id(create=False), known)
 
     def register(self, problem: str, source: Path, actor: str | None = None) -> Registration:
         """Register the bundle at ``source`` as ``problem``'s next version.
 
         Idempotent: when the newest version has the same checksums, nothing changes and
-        that version is returned with ``created=False``.
+        that version is returned with ``created=False``. Raises :class:`RegistryError`,
+        changing nothing, when the folder holds versions of another registry.
         """
         source = Path(source)
         if not source.is_dir():
             raise NoModelError(f"{problem}: no finalized model at {source} (run `dvc repro` first)")
         sums = verify_bundle(source)
         meta = json.loads((source / METADATA).read_text(encoding="utf-8"))
-        staged = self._stage(problem, source, sums)
+        self._check_folder()
+        owner = self._registry_id()
+        staged = storage.stage(self.folder / problem, source, sums, owner)
         try:
             _checkpoint("staged")
             with writing(self.engine) as conn:
                 lock_row(conn, problems_table, "problem", problem, {"revision": 0})
+                storage.check_owned(self.folder, owner, self._known(conn))  # again, now under the lock
                 self._record_folder(conn)
                 rows = conn.execute(select(versions_table.c.version, versions_table.c.checksums)
                                     .where(versions_table.c.problem == problem)).all()
                 latest = max(rows, default=None, key=lambda r: r.version)
                 if latest is not None and dict(latest.checksums) == sums:
                     return Registration(self._read(conn, problem, latest.version), created=False)
-                removed = self._remove_orphans(problem, {r.version for r in rows}, staged)
-                number = (latest.version if latest else 0) + 1
-                target = self.folder / problem / f"v{number}"
-                os.replace(staged, target)
+                removed = storage.remove_orphans(self.folder / problem, owner, {r.version for r in rows}, staged)
+                number = storage.next_number(self.folder / problem, latest.version if latest else 0)
+                storage.place(staged, number)
                 _checkpoint("moved")
                 conn.execute(versions_table.insert().values(
                     problem=problem, version=number, architecture=meta.get("architecture"),

@@ -9,7 +9,9 @@ The generative problem (rectangles) has no true outcome: its drawings are scored
 themselves (geometric error).
 
 SQLite in WAL mode by default (``$LSTMOPS_DB_URL`` or ``--db`` for another database,
-e.g. PostgreSQL). Times are naive UTC.
+e.g. PostgreSQL). Times are naive UTC. Opening a store upgrades the database's schema
+(registry and store tables alike) with the Alembic scripts in :mod:`lstmops.migrations`;
+a database made before migrations keeps its rows.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy import (JSON, Column, DateTime, ForeignKeyConstraint, Index, Int
 from sqlalchemy.exc import IntegrityError
 
 from lstmops import paths
-from lstmops.database import create_tables, engine_for, utcnow, writing
+from lstmops.database import engine_for, migrate, utcnow, writing
 from lstmops.errors import StoreError
 
 INTERVALS = ("day", "week", "month")
@@ -94,7 +96,7 @@ class Store:
     def __init__(self, url: str | None = None):
         self.url = url or paths.database_url()
         self.engine = engine_for(self.url)
-        create_tables(self.engine, metadata)
+        migrate(self.engine)
 
     def _existing(self, table: Table, key: str, problem: str, ids: Sequence[str]) -> set[str]:
         column = table.c[key]
