@@ -2,8 +2,9 @@
 
 ``predict`` checks the input columns and ``observe`` the target columns against the
 data contract of the model's own fitted settings (columns, types, NaN/inf, ranges and
-value sets, and a problem's own text checks such as addition's expression syntax), with NumPy and pandas only: fast enough for
-the predict path, where Great Expectations' import alone would take seconds. The fitted
+value sets, and the problem module's own ``check_texts``, e.g. addition's expression
+syntax), with NumPy and pandas only: fast enough for the predict path, where Great
+Expectations' import alone would take seconds. The fitted
 preprocessing then applies its own range and vocabulary checks (policy ``reject`` or
 ``clip``), whose messages :func:`reworded` turns into the same one-line form.
 """
