@@ -152,3 +152,21 @@ def test_rectangles_are_clockwise_from_origin():
 def test_impossible_parameters_are_refused(module, bad, fragment):
     with pytest.raises(ValueError, match=".*" + fragment.replace("(", r"\(").replace(")", r"\)")):
         module.Params(**bad)
+
+
+def test_generative_hooks_draw_score_and_picture_rectangles(tmp_path):
+    from lstmops.modeling.architectures import ModelSpec
+    from lstmops.modeling.bundle import load_bundle
+    from lstmops.modeling.evaluation import score_model
+    from lstmops.store.records import score_outputs
+    from tiny_bundles import fit_table, save_tiny_bundle
+
+    model, preparer, _ = load_bundle(save_tiny_bundle("rectangles", tmp_path / "bundle"))
+    drawn = rectangles.draw(model, preparer, 5, np.random.default_rng(1), 0.4)
+    assert drawn.shape == (5, 4, 2) and np.all(drawn[:, 0] == 0)
+    assert set(score_outputs("rectangles", drawn.tolist(), None)) == {"geometric_error", "width_std", "height_std"}
+    table = fit_table("rectangles")
+    metrics = score_model("rectangles", model, preparer, table, table, np.random.default_rng(2), 20, 0.4)
+    assert {"next_point_mae", "geometric_error", "width_coverage", "height_coverage"} <= set(metrics)
+    rectangles.after_finalize(model, preparer, ModelSpec(temperature=0.4), np.random.default_rng(3), tmp_path)
+    assert (tmp_path / "generated.png").stat().st_size > 1000

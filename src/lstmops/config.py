@@ -136,8 +136,8 @@ def _parse_problem(name: str, raw: Any) -> ProblemSettings:
     key = f"problems.{name}"
     if name not in problem_names():  # any module of lstmops/problems that defines Params and generate
         known = ", ".join(sorted(problem_names()))
-        raise ConfigError(f"params.yaml: {key}: unknown problem {name!r}: no module lstmops/problems/{name}.py "
-                          f"defines it (known: {known})")
+        raise ConfigError(f"params.yaml: {key}: unknown problem {name!r} (no module lstmops/problems/{name}.py "
+                          f"with Params and generate; known: {known})")
     if not isinstance(raw, dict):
         raise ConfigError(f"params.yaml: {key}: must be a mapping")
     model = get_problem(name).Params
