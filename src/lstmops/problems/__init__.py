@@ -40,6 +40,11 @@ Members a problem module defines (required unless a default is given):
 - ``after_finalize(model, preparer, model_spec, rng, folder)`` (optional): extra build
   outputs the finalize stage writes into ``metrics/<problem>/`` (e.g. a picture).
 
+The problem's entry ``problems.<name>`` in params.yaml names its ``architecture`` and
+gives ``process`` (its ``Params``), ``sizes``, ``drift`` (``[]`` for none), ``model`` and
+``train``: dvc.yaml's stage matrix lists every one of these keys for every problem.
+``tests/test_new_problem.py`` holds a complete small example (``parity``).
+
 This package's ``__init__`` imports only the standard library: :func:`problem_names`
 and :func:`problem_tasks` read the modules' source, so ``lstmops --help`` stays fast;
 ``PROBLEMS`` and :func:`get_problem` import the modules themselves.
