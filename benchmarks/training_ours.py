@@ -52,7 +52,7 @@ def run_ours(name: str, params_path: str, criteria: list[dict[str, Any]], epochs
     from lstmops.modeling.architectures import build_model
     from lstmops.config import load_settings
     from lstmops.data.drift import generate_at
-    from lstmops.modeling.evaluation import generate_rectangles
+    from lstmops.problems.rectangles import draw as generate_rectangles
     from lstmops.features.preparers import PREPARERS
     from lstmops.problems import PROBLEMS, rectangles
     from lstmops.seeding import int_seed_for, rng_for

@@ -268,7 +268,7 @@ def frames_float64(params: Any, n: int, rng: np.random.Generator) -> tuple[np.nd
     book's loops draw for the same paths; see bench_generate.py), so the untimed
     training data costs seconds, not minutes; the book's own generation is timed apart.
     """
-    from lstmops.features.preparers import render_frames
+    from lstmops.problems.moving_square import render_frames
     from lstmops.problems import moving_square
 
     table = moving_square.generate(params, n, rng)

@@ -2,7 +2,9 @@
 
 All data is train + validation; with no held-out validation set left, the model trains
 for the median best epoch found by the evaluate stage's early-stopped runs. The test
-split, never trained on, gives the final model's own score.
+split, never trained on, gives the final model's own score. A problem module with an
+``after_finalize`` hook adds its own outputs to ``metrics/<problem>/`` (rectangles: a
+picture of shapes the model draws).
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from importlib import metadata as dist
 import yaml
 
 from lstmops import paths
-from lstmops.modeling import plots
 from lstmops.modeling.bundle import save_bundle
 from lstmops.config import load_settings, problem_settings
 from lstmops.entry import run_main
+from lstmops.problems import get_problem
 from lstmops.seeding import int_seed_for, rng_for
 
 LIBRARIES = ("lstmops", "keras", "jax", "numpy", "pandas", "scikit-learn", "great-expectations", "dvc")
@@ -56,7 +58,7 @@ def main() -> None:
     cfg = problem_settings(settings, args.problem)
     out = paths.metrics_dir(args.problem)
     evaluation = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
-    from lstmops.modeling.evaluation import generate_rectangles, score_model
+    from lstmops.modeling.evaluation import score_model
     from lstmops.modeling.experiment import fit_problem, load_problem_data
 
     data = load_problem_data(args.problem, paths.repo_root())
@@ -74,10 +76,9 @@ def main() -> None:
         "libraries": _versions(), "device": result.device,
     }
     save_bundle(result.model, data.preparer, metadata, paths.models_dir(args.problem))
-    if args.problem == "rectangles":
-        shapes = generate_rectangles(result.model, data.preparer, 16, rng_for(settings.seed, "rectangles", "picture"),
-                                     cfg.model.temperature)
-        plots.rectangles(shapes, "rectangles drawn by the finalized model from (0, 0)", out / "generated.png")
+    extra = getattr(get_problem(args.problem), "after_finalize", None)
+    if extra is not None:
+        extra(result.model, data.preparer, cfg.model, rng_for(settings.seed, args.problem, "picture"), out)
     print(f"finalize {args.problem}: {epochs} epochs on all data in {result.seconds:.1f} s; test "
           + ", ".join(f"{k} {v:.5f}" for k, v in final.items()))
 

@@ -307,12 +307,12 @@ def test_input_files_and_options_the_user_got_wrong_are_one_line_errors(env, tmp
 
 @pytest.mark.parametrize("bug", [ValueError("row 0: boom"), KeyError("boom")], ids=["ValueError", "KeyError"])
 def test_an_internal_bug_is_not_worded_as_a_bad_row(bug, env, tmp_path, monkeypatch):
-    from lstmops.features import preparers
+    from lstmops.problems import echo
 
     def broken(self, table):
         raise bug
 
-    monkeypatch.setattr(preparers.EchoPreparer, "inputs", broken)
+    monkeypatch.setattr(echo.PREPARER, "inputs", broken)
     rows = tmp_path / "rows.csv"
     rows.write_text(ECHO + "a,1,2,3,4,5\n")
     before = predictions(env, "echo")
@@ -325,9 +325,9 @@ def test_an_internal_bug_is_not_worded_as_a_bad_row(bug, env, tmp_path, monkeypa
 def test_a_real_process_shows_the_traceback_of_a_bug(env, tmp_path):
     rows = tmp_path / "rows.csv"
     rows.write_text(ECHO + "a,1,2,3,4,5\n")
-    code = ("import sys\nfrom lstmops import cli\nfrom lstmops.features import preparers\n"
+    code = ("import sys\nfrom lstmops import cli\nfrom lstmops.problems import echo\n"
             "def broken(self, table):\n    raise ValueError('row 0: boom')\n"
-            "preparers.EchoPreparer.inputs = broken\n"
+            "echo.PREPARER.inputs = broken\n"
             f"sys.argv = ['lstmops', 'predict', 'echo', '-i', {str(rows)!r}]\ncli.main()\n")
     out = subprocess.run([sys.executable, "-c", code], env=os.environ | env, capture_output=True, text=True,
                          timeout=120)

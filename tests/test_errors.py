@@ -86,15 +86,15 @@ def test_integers_too_large_for_int64_are_input_errors(value):
 
 
 def test_an_addition_term_of_2_to_the_63_is_too_big_not_an_overflow():
-    from lstmops.problems.addition import Params
-    from lstmops.serving.inputs import check_expressions
+    from lstmops.problems.addition import Params, check_texts
 
     params = Params(largest=10**6)  # wide enough for a 19-digit term to pass the length check
-    texts = pd.Series(["1+2+3", "9223372036854775808+1+1"])
-    with pytest.raises(InputError, match=r"^addition row 2 \(id b\): expression '9223372036854775808\+1\+1' has "
-                                         r"term 9223372036854775808, above 1000000"):
-        check_expressions("addition", params, texts, ["a", "b"])
-    check_expressions("addition", params, pd.Series(["1000000+0+1"]), ["a"])
+    texts = pd.DataFrame({"expression": ["1+2+3", "9223372036854775808+1+1"]})
+    row, message = check_texts(params, texts)
+    assert row == 1
+    assert message == "expression '9223372036854775808+1+1' has term 9223372036854775808, above 1000000, " \
+                      "the largest the model was trained on"
+    assert check_texts(params, pd.DataFrame({"expression": ["1000000+0+1"]})) is None
 
 
 def test_input_files_that_cannot_be_read_are_input_errors(tmp_path):

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from lstmops.features.preparers import PREPARERS, Preparer, load_preparer, make_preparer, render_frames
+from lstmops.features.preparers import PREPARERS, Preparer, load_preparer, make_preparer
+from lstmops.problems.moving_square import render_frames
 from lstmops.features.transformers import (
     CharVocabulary,
     MinMaxScaler,

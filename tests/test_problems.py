@@ -1,18 +1,64 @@
-"""The six data-generating processes: determinism, shapes, target correctness."""
+"""The data-generating processes: discovery, the members every module defines, determinism, shapes, targets."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lstmops.problems import PROBLEMS, addition, cumulative_sum, damped_sine, echo, get_problem, moving_square, rectangles
+from lstmops.features.preparers import Preparer
+from lstmops.problems import (PROBLEMS, addition, cumulative_sum, damped_sine, echo, get_problem, is_generative,
+                              moving_square, problem_names, rectangles)
+
+HEAVY = ("keras", "jax", "pandas", "numpy", "sklearn", "pydantic")
 
 
 def test_registry_lists_the_six_problems():
     assert set(PROBLEMS) == {"echo", "damped_sine", "moving_square", "addition", "cumulative_sum", "rectangles"}
     with pytest.raises(KeyError, match="unknown problem 'nope'"):
         get_problem("nope")
+
+
+def test_discovery_keeps_the_reference_order_and_skips_helper_modules():
+    assert problem_names() == ("echo", "damped_sine", "moving_square", "addition", "cumulative_sum", "rectangles")
+    assert list(PROBLEMS) == list(problem_names())
+    for helper in ("contract", "wording"):  # modules of the package without Params and generate
+        with pytest.raises(KeyError, match=f"unknown problem '{helper}'"):
+            get_problem(helper)
+
+
+def test_problem_names_and_tasks_are_read_without_importing_heavy_libraries():
+    code = ("import json, sys\nfrom lstmops.problems import problem_names, problem_tasks\n"
+            "print(json.dumps([problem_names(), problem_tasks(), sorted(m for m in %r if m in sys.modules)]))"
+            % (HEAVY,))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    names, tasks, heavy = json.loads(out.stdout)
+    assert names == list(PROBLEMS) and heavy == []
+    assert tasks == {name: module.TASK for name, module in PROBLEMS.items()}
+
+
+def test_every_module_defines_the_problem_members(problem_name, problem):
+    for member in ("Params", "generate", "input_columns", "target_columns", "contract", "PREPARER", "HEAD", "LOSS",
+                   "PRIMARY_METRIC", "HIGHER_IS_BETTER", "score"):
+        assert hasattr(problem, member), member
+    assert isinstance(problem.TASK, str) and problem.TASK and "\n" not in problem.TASK
+    assert issubclass(problem.PREPARER, Preparer) and problem.PREPARER.name == problem_name
+    if getattr(problem, "GENERATIVE", False):
+        assert all(callable(getattr(problem, m, None)) for m in ("draw", "score_outputs", "draw_metrics"))
+    assert is_generative(problem_name) == (problem_name == "rectangles")
+
+
+def test_readable_defaults_apply_where_a_module_has_no_wording():
+    from lstmops.serving.readable import as_targets, describe
+
+    assert describe("rectangles", {}, [(0.0, 0.0), (1.0, 0.0)]) == "(0.00, 0.00) (1.00, 0.00)"  # no input: output only
+    assert describe("echo", {"x_0": 3, "x_1": 1}, 3) == "3 1 → 3"
+    assert as_targets("damped_sine", [0.5, 0.25]) == {"y_0": 0.5, "y_1": 0.25}
+    assert as_targets("moving_square", "right") == {"direction": 1}
 
 
 def test_same_seed_gives_identical_table(problem):
@@ -106,3 +152,21 @@ def test_rectangles_are_clockwise_from_origin():
 def test_impossible_parameters_are_refused(module, bad, fragment):
     with pytest.raises(ValueError, match=".*" + fragment.replace("(", r"\(").replace(")", r"\)")):
         module.Params(**bad)
+
+
+def test_generative_hooks_draw_score_and_picture_rectangles(tmp_path):
+    from lstmops.modeling.architectures import ModelSpec
+    from lstmops.modeling.bundle import load_bundle
+    from lstmops.modeling.evaluation import score_model
+    from lstmops.store.records import score_outputs
+    from tiny_bundles import fit_table, save_tiny_bundle
+
+    model, preparer, _ = load_bundle(save_tiny_bundle("rectangles", tmp_path / "bundle"))
+    drawn = rectangles.draw(model, preparer, 5, np.random.default_rng(1), 0.4)
+    assert drawn.shape == (5, 4, 2) and np.all(drawn[:, 0] == 0)
+    assert set(score_outputs("rectangles", drawn.tolist(), None)) == {"geometric_error", "width_std", "height_std"}
+    table = fit_table("rectangles")
+    metrics = score_model("rectangles", model, preparer, table, table, np.random.default_rng(2), 20, 0.4)
+    assert {"next_point_mae", "geometric_error", "width_coverage", "height_coverage"} <= set(metrics)
+    rectangles.after_finalize(model, preparer, ModelSpec(temperature=0.4), np.random.default_rng(3), tmp_path)
+    assert (tmp_path / "generated.png").stat().st_size > 1000

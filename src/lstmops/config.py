@@ -131,15 +131,16 @@ def _first_error(err: ValidationError, prefix: str) -> str:
 
 
 def _parse_problem(name: str, raw: Any) -> ProblemSettings:
-    from lstmops.problems import PROBLEMS
+    from lstmops.problems import get_problem, problem_names
 
     key = f"problems.{name}"
-    if name not in PROBLEMS:
-        known = ", ".join(sorted(PROBLEMS))
-        raise ConfigError(f"params.yaml: {key}: unknown problem (known: {known})")
+    if name not in problem_names():  # any module of lstmops/problems that defines Params and generate
+        known = ", ".join(sorted(problem_names()))
+        raise ConfigError(f"params.yaml: {key}: unknown problem {name!r} (no module lstmops/problems/{name}.py "
+                          f"with Params and generate; known: {known})")
     if not isinstance(raw, dict):
         raise ConfigError(f"params.yaml: {key}: must be a mapping")
-    model = PROBLEMS[name].Params
+    model = get_problem(name).Params
     try:
         process = model.model_validate(raw.get("process") or {})
     except ValidationError as err:

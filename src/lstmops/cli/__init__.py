@@ -21,18 +21,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from lstmops.errors import DatabaseError, InputError, LstmopsError
+from lstmops.problems import problem_names, problem_tasks
 
-# The six problem names, kept here so that --help and name checks import nothing
-# heavy; tests/test_cli.py checks them against lstmops.problems.PROBLEMS.
-PROBLEM_NAMES = ("echo", "damped_sine", "moving_square", "addition", "cumulative_sum", "rectangles")
-TASKS = {
-    "echo": "remember the integer at a fixed position of a sequence",
-    "damped_sine": "forecast the next steps of a damped sine wave",
-    "moving_square": "tell which way a line is drawn across a video",
-    "addition": "add numbers written as text, answer as text",
-    "cumulative_sum": "flag each step once a running sum passes a threshold",
-    "rectangles": "draw a rectangle point by point from the origin",
-}
+# Discovered from the modules of lstmops/problems by reading their source, so that
+# --help and name checks import nothing heavy.
+PROBLEM_NAMES = problem_names()
+TASKS = problem_tasks()
 
 app = typer.Typer(help="Registered LSTM models: sample raw inputs, predict, record true outcomes, track skill.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -149,7 +143,7 @@ def _architectures() -> dict[str, str]:
 
 @app.command()
 def problems(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """The six problems: task, architecture, champion and previous versions."""
+    """Every problem: task, architecture, champion and previous versions."""
     with _errors("problems"):
         registry = _registry(ctx)
         configured = _architectures()

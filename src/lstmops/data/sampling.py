@@ -10,9 +10,8 @@ import pandas as pd
 from lstmops.config import Settings, problem_settings
 from lstmops.data.drift import fully_applied, generate_at
 from lstmops.errors import InputError
-from lstmops.problems import get_problem
+from lstmops.problems import get_problem, is_generative
 from lstmops.seeding import rng_for
-from lstmops.store.records import GENERATIVE
 
 
 def parse_date(text: str | None) -> date:
@@ -39,7 +38,7 @@ def sample_rows(settings: Settings, problem: str, n: int, seed: int | None = Non
     table = generate_at(module, cfg.process, cfg.drift, n, rng_for(seed, problem, "sample"), when)
     ids = [f"{v:016x}" for v in rng_for(seed, problem, "sample-ids").integers(0, 2**63 - 1, n)]
     note = None
-    if problem in GENERATIVE:
+    if is_generative(problem):
         columns = []
         if with_targets:
             note = f"{problem}: a drawing has no true target; writing ids only"

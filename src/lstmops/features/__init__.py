@@ -1,1 +1,1 @@
-"""Features: fitted transformers saved as JSON, and the per-problem preparers (raw table ⇄ model arrays)."""
+"""Features: fitted transformers saved as JSON, and the preparer base each problem module builds its preparer on."""

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lstmops.problems import get_problem, rectangles
+from lstmops.problems import get_problem
 from lstmops.modeling.training import predict
 
 
@@ -83,24 +83,6 @@ def _point_predictions(problem_name: str, model: Any, x: np.ndarray) -> np.ndarr
     return out
 
 
-def generate_rectangles(model: Any, preparer: Any, n: int, rng: np.random.Generator,
-                        temperature: float = 1.0) -> np.ndarray:
-    """Draw ``n`` shapes (n, 4, 2) from the origin, feeding each sampled point back in.
-
-    A temperature below 1 draws components and noise more conservatively: fewer
-    wildly wrong points, still widths and heights spread over the training range.
-    """
-    from lstmops.modeling.architectures import generative
-
-    x = preparer.encode_points(np.zeros((n, 2)))
-    points = [np.zeros((n, 2))]
-    for _ in range(3):
-        nxt = generative.sample(predict(model, x), rng, temperature).astype(np.float32)
-        points.append(np.asarray(preparer.decode(nxt), dtype=np.float64))
-        x = nxt.reshape(n, 1, 2)
-    return np.stack(points, axis=1)
-
-
 def score_model(
     problem_name: str, model: Any, preparer: Any, table: pd.DataFrame,
     train_table: pd.DataFrame | None = None, rng: np.random.Generator | None = None, n_shapes: int = 1000,
@@ -108,13 +90,14 @@ def score_model(
 ) -> dict[str, float]:
     """A problem's skill metrics for ``model`` on a raw ``table`` (fresh test data).
 
-    For rectangles, ``train_table`` and ``rng`` add the generation metrics (geometric
-    error, coverage of the training widths and heights) of ``n_shapes`` drawn shapes.
+    For a generative problem, ``train_table`` and ``rng`` add the metrics of
+    ``n_shapes`` drawn outputs (the module's ``draw_metrics``; for rectangles geometric
+    error and coverage of the training widths and heights).
     """
     problem = get_problem(problem_name)
     decoded = preparer.decode(_point_predictions(problem_name, model, preparer.inputs(table)))
     metrics = problem.score(table, decoded)
-    if problem is rectangles and train_table is not None and rng is not None:
-        shapes = generate_rectangles(model, preparer, n_shapes, rng, temperature)
-        metrics |= rectangles.shape_metrics(shapes, train_table)
+    if getattr(problem, "GENERATIVE", False) and train_table is not None and rng is not None:
+        drawn = problem.draw(model, preparer, n_shapes, rng, temperature)
+        metrics |= problem.draw_metrics(drawn, train_table)
     return metrics

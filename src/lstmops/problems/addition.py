@@ -8,13 +8,18 @@ follow from ``n_terms`` and ``largest``, which therefore shape the model's input
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lstmops.features.preparers import Preparer, as_integers
+from lstmops.features.transformers import CharVocabulary
 from lstmops.problems.contract import Contract
 
+ORDER = 4
+TASK = "add numbers written as text, answer as text"
 ALPHABET = "0123456789+ "
 
 
@@ -119,3 +124,91 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
 
     whole = np.array([g == a for g, a in zip(guesses, answers)])
     return {"sequence_accuracy": float(whole.mean()), "char_accuracy": float((grid(guesses) == grid(answers)).mean())}
+
+
+class AdditionPreparer(Preparer):
+    """Addition: one-hot characters, inputs (n, in_width, 12) and targets (n, out_width, 12), uint8."""
+
+    def _make_transformers(self) -> dict[str, Any]:
+        # The declared alphabet (digits, '+', pad) keeps 12 symbols on both sides, as the
+        # reference model expects, whatever digits a training sample happens to contain.
+        return {"expression": CharVocabulary(input_width(self.params), ALPHABET),
+                "answer": CharVocabulary(output_width(self.params), ALPHABET)}
+
+    def _texts(self, table: pd.DataFrame) -> np.ndarray:
+        return self._frame(table, self.input_columns)[:, 0]
+
+    def _answers(self, table: pd.DataFrame) -> np.ndarray:
+        return as_integers(self._frame(table, self.target_columns)[:, 0], self.target_columns).astype(str)
+
+    def _fit(self, table: pd.DataFrame) -> None:
+        self.transformers["expression"].fit(self._texts(table))
+        self.transformers["answer"].fit(self._answers(table))
+
+    def _inputs(self, table: pd.DataFrame) -> np.ndarray:
+        return self.transformers["expression"].transform(self._texts(table))
+
+    def _targets(self, table: pd.DataFrame) -> np.ndarray:
+        return self.transformers["answer"].transform(self._answers(table))
+
+    def _decode(self, predictions: Any) -> list[int | None]:
+        return [int(t) if t.isdigit() else None for t in self.transformers["answer"].decode(predictions)]
+
+    def _shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        symbols = len(set(ALPHABET) | {CharVocabulary.PAD})
+        return (input_width(self.params), symbols), (output_width(self.params), symbols)
+
+
+PREPARER = AdditionPreparer
+
+
+def describe_input(row: dict[str, Any]) -> str:
+    """The expression as written, e.g. ``10+2+7``."""
+    return str(row["expression"])
+
+
+def describe_output(output: Any) -> str:
+    """The answer, or ``?`` when the model wrote no number."""
+    return "?" if output is None else str(output)
+
+
+def as_targets(output: Any) -> dict[str, Any]:
+    """The answer as the ``answer`` column."""
+    return {"answer": output}
+
+
+def check_texts(params: Params, texts: dict[str, pd.Series]) -> tuple[int, str] | None:
+    """Expressions: digits and ``+`` only, ``n_terms`` terms, each at most ``largest``, within the input width.
+
+    Returns the first bad row and what is wrong with it, or None when all are fine.
+    """
+    if "expression" not in texts:
+        return None
+    expressions = texts["expression"]
+    n, largest = params.n_terms, params.largest
+    example = "+".join(str(v) for v in (10, 2, 7, 4, 1, 9)[:n])
+    empty = (expressions == "").to_numpy()
+    chars = expressions.str.fullmatch(r"[0-9+]*").to_numpy()
+    shaped = expressions.str.fullmatch(rf"\d+(\+\d+){{{n - 1}}}").to_numpy()
+    long = (expressions.str.len() > input_width(params)).to_numpy()
+    bad = np.flatnonzero(empty | ~chars | ~shaped | long)
+    # as floats: a term of 2**63 or more must be refused as too big, not overflow int64
+    terms = expressions.where(shaped, "+".join("0" * n)).str.split("+", expand=True).astype(np.float64).to_numpy()
+    too_big = np.flatnonzero((terms > largest).any(axis=1))
+    first = min([*bad[:1], *too_big[:1]], default=None)
+    if first is None:
+        return None
+    text = expressions.iloc[first]
+    if empty[first]:
+        message = "column expression is empty"
+    elif not chars[first]:
+        char = re.search(r"[^0-9+]", text).group(0)
+        message = f"expression {text!r} has unknown character {char!r} (only digits and +, e.g. {example})"
+    elif not shaped[first]:
+        message = f"expression {text!r} is malformed: expected {n} whole numbers joined by + (e.g. {example})"
+    elif long[first]:
+        message = f"expression {text!r} is {len(text)} characters long; the model reads at most {input_width(params)}"
+    else:
+        big = max(int(t) for t in text.split("+"))
+        message = f"expression {text!r} has term {big}, above {largest}, the largest the model was trained on"
+    return int(first), message

@@ -7,11 +7,19 @@ used (``threshold_fraction * n_timesteps``), so labels stay checkable under conc
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from lstmops.features.preparers import Preparer, as_binary
+from lstmops.features.transformers import MinMaxScaler
 from lstmops.problems.contract import Contract
+from lstmops.problems.wording import numbers, series
+
+ORDER = 5
+TASK = "flag each step once a running sum passes a threshold"
 
 
 class Params(BaseModel):
@@ -78,3 +86,45 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     truth = table.filter(regex=r"^y_\d+$").to_numpy()
     hits = np.asarray(predicted).reshape(truth.shape) == truth
     return {"sequence_accuracy": float(hits.all(axis=1).mean()), "step_accuracy": float(hits.mean())}
+
+
+class CumulativeSumPreparer(Preparer):
+    """Cumulative sum: scaled inputs (n, T, 1) float32, per-step 0/1 targets (n, T, 1) uint8."""
+
+    def _make_transformers(self) -> dict[str, Any]:
+        return {"values": MinMaxScaler(policy=self.policy, per_feature=False, tolerance=self.tolerance)}
+
+    def _fit(self, table: pd.DataFrame) -> None:
+        self.transformers["values"].fit(self._frame(table, self.input_columns))
+
+    def _inputs(self, table: pd.DataFrame) -> np.ndarray:
+        scaled = self.transformers["values"].transform(self._frame(table, self.input_columns), self.input_columns)
+        return scaled[..., None].astype(np.float32)
+
+    def _targets(self, table: pd.DataFrame) -> np.ndarray:
+        return as_binary(self._frame(table, self.target_columns), self.target_columns)[..., None]
+
+    def _decode(self, predictions: Any) -> list[list[int]]:
+        p = np.asarray(predictions, dtype=np.float64).reshape(-1, self.params.n_timesteps)
+        return (p >= 0.5).astype(int).tolist()
+
+    def _shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return (self.params.n_timesteps, 1), (self.params.n_timesteps, 1)
+
+
+PREPARER = CumulativeSumPreparer
+
+
+def describe_input(row: dict[str, Any]) -> str:
+    """The values, two decimals each."""
+    return numbers(series(row, "x_"), 2)
+
+
+def describe_output(output: Any) -> str:
+    """The per-step flags, e.g. ``0 0 1 1``."""
+    return " ".join(str(int(v)) for v in output)
+
+
+def as_targets(output: Any) -> dict[str, Any]:
+    """The flags as ``y_0 .. y_{n-1}``."""
+    return {f"y_{i}": v for i, v in enumerate(output)}

@@ -6,11 +6,19 @@ forecast target), and the ``period`` and ``decay`` the wave was drawn with.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lstmops.features.preparers import Preparer
+from lstmops.features.transformers import MinMaxScaler
 from lstmops.problems.contract import Contract
+from lstmops.problems.wording import numbers, series
+
+ORDER = 2
+TASK = "forecast the next steps of a damped sine wave"
 
 
 class Params(BaseModel):
@@ -91,3 +99,51 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     truth = table.filter(regex=r"^y_\d+$").to_numpy(dtype=np.float64)
     error = np.asarray(predicted, dtype=np.float64).reshape(truth.shape) - truth
     return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error**2).mean()))}
+
+
+class DampedSinePreparer(Preparer):
+    """Damped sine: inputs (n, length, 1) and targets (n, n_out), float32, one shared scale."""
+
+    def _make_transformers(self) -> dict[str, Any]:
+        return {"values": MinMaxScaler(policy=self.policy, per_feature=False, tolerance=self.tolerance)}
+
+    def _fit(self, table: pd.DataFrame) -> None:
+        # One scale fitted on x and y together: both are values of the same series, so
+        # the model reads and writes the same units, and every training target lies
+        # inside the fitted range, so the inverse is exact over all that was learned.
+        self.transformers["values"].fit(np.hstack([self._frame(table, self.input_columns),
+                                                   self._frame(table, self.target_columns)]))
+
+    def _inputs(self, table: pd.DataFrame) -> np.ndarray:
+        scaled = self.transformers["values"].transform(self._frame(table, self.input_columns), self.input_columns)
+        return scaled[..., None].astype(np.float32)
+
+    def _targets(self, table: pd.DataFrame) -> np.ndarray:
+        # The truth is scaled as it is: clipping or rejecting a target would falsify the score.
+        values = self._frame(table, self.target_columns)
+        return self.transformers["values"].transform(values, enforce_range=False).astype(np.float32)
+
+    def _decode(self, predictions: Any) -> list[list[float]]:
+        values = np.asarray(predictions, dtype=np.float64).reshape(-1, self.params.n_out)
+        return self.transformers["values"].inverse_transform(values).tolist()
+
+    def _shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return (self.params.length, 1), (self.params.n_out,)
+
+
+PREPARER = DampedSinePreparer
+
+
+def describe_input(row: dict[str, Any]) -> str:
+    """The first and last three observed values."""
+    return numbers(series(row, "x_"), 3, keep=3)
+
+
+def describe_output(output: Any) -> str:
+    """The forecast, three decimals per step."""
+    return numbers(output, 3)
+
+
+def as_targets(output: Any) -> dict[str, Any]:
+    """The forecast as ``y_0 .. y_{n_out-1}``."""
+    return {f"y_{i}": v for i, v in enumerate(output)}

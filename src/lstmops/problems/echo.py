@@ -7,11 +7,19 @@ checked even after concept drift moves it). The model sees only the ``x_*`` colu
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lstmops.features.preparers import Preparer
+from lstmops.features.transformers import OneHotEncoder
 from lstmops.problems.contract import Contract
+from lstmops.problems.wording import series
+
+ORDER = 1
+TASK = "remember the integer at a fixed position of a sequence"
 
 
 class Params(BaseModel):
@@ -80,3 +88,40 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     """Share of sequences whose echoed integer was predicted exactly."""
     hits = np.asarray(predicted) == table["target"].to_numpy()
     return {"accuracy": float(hits.mean())}
+
+
+class EchoPreparer(Preparer):
+    """Echo: one-hot input steps (n, length, n_features) and one-hot target (n, n_features)."""
+
+    def _make_transformers(self) -> dict[str, Any]:
+        # Declared, not learned: the model's width is n_features whatever a sample holds,
+        # and a symbol outside [0, n_features) after drift is rejected as unknown.
+        return {"symbols": OneHotEncoder(categories=range(self.params.n_features))}
+
+    def _fit(self, table: pd.DataFrame) -> None:
+        self.transformers["symbols"].fit(self._frame(table, self.input_columns))
+
+    def _inputs(self, table: pd.DataFrame) -> np.ndarray:
+        return self.transformers["symbols"].transform(self._frame(table, self.input_columns), self.input_columns)
+
+    def _targets(self, table: pd.DataFrame) -> np.ndarray:
+        return self.transformers["symbols"].transform(self._frame(table, self.target_columns)[:, 0], self.target_columns)
+
+    def _decode(self, predictions: Any) -> list[int]:
+        return [int(v) for v in self.transformers["symbols"].inverse_transform(predictions)]
+
+    def _shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return (self.params.length, self.params.n_features), (self.params.n_features,)
+
+
+PREPARER = EchoPreparer
+
+
+def describe_input(row: dict[str, Any]) -> str:
+    """The sequence, e.g. ``3 1 7 0 2``."""
+    return " ".join(str(v) for v in series(row, "x_"))
+
+
+def as_targets(output: Any) -> dict[str, Any]:
+    """The predicted integer as the ``target`` column."""
+    return {"target": output}

@@ -11,11 +11,20 @@ rendered from the pixel path by the preparer, in uint8, without reading the targ
 
 from __future__ import annotations
 
+from typing import Any, Iterator
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lstmops.errors import DataError
+from lstmops.features.preparers import Preparer, as_binary, as_integers
 from lstmops.problems.contract import Contract
+from lstmops.problems.wording import series
+
+ORDER = 3
+TASK = "tell which way a line is drawn across a video"
+PREPARE_CHUNK_ROWS = 256  # frames are size^3 bytes each: predict renders them a chunk at a time
 
 
 class Params(BaseModel):
@@ -110,3 +119,81 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     """Share of videos whose drawing direction was predicted right."""
     guessed = np.array([1 if p == "right" else 0 for p in predicted])
     return {"accuracy": float((guessed == table["direction"].to_numpy()).mean())}
+
+
+def render_frames(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Frames (n, size, size, size, 1) uint8 of pixel paths, in one broadcast, no Python loop.
+
+    Frame t lights pixel (rows[t], cols[t]) and keeps every earlier frame's pixel. Each
+    column is lit once, so a column's row and drawing step fully describe it.
+    """
+    n, size = rows.shape
+    step_of = np.argsort(cols, axis=1)           # step_of[c] = frame that lights column c
+    row_of = np.take_along_axis(rows, step_of, axis=1)
+    frame = np.arange(size)[None, :, None, None]
+    pixel_row = np.arange(size)[None, None, :, None]
+    lit = (row_of[:, None, None, :] == pixel_row) & (step_of[:, None, None, :] <= frame)
+    return lit.view(np.uint8)[..., None]
+
+
+class MovingSquarePreparer(Preparer):
+    """Moving line: frames (n, size, size, size, 1) uint8 rendered from pixel paths; target (n, 1).
+
+    Rendering reads only the pixel path (``r_*``, ``c_*``), never the target, so an
+    unlabelled video given as its pixel path is prepared exactly like training data.
+    """
+
+    def _paths(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Validated pixel rows and columns per frame."""
+        cols = self.input_columns
+        pixels = as_integers(self._frame(table, cols), cols)
+        outside = (pixels < 0) | (pixels >= self.params.size)
+        if outside.any():
+            row, col = np.argwhere(outside)[0]
+            raise DataError(f"column {cols[col]!r}: row {row} is {pixels[row, col]}, outside the image "
+                            f"[0, {self.params.size})")
+        size = self.params.size
+        rows, columns = pixels[:, :size], pixels[:, size:]
+        repeated = (np.sort(columns, axis=1) != np.arange(size)).any(axis=1)
+        if repeated.any():
+            raise DataError(f"row {int(np.argmax(repeated))}: the c_* columns must light each image column "
+                            f"exactly once (a permutation of 0..{size - 1})")
+        return rows, columns
+
+    def _fit(self, table: pd.DataFrame) -> None:
+        self._paths(table)  # nothing to learn: the image size comes from params; only validate
+
+    def _inputs(self, table: pd.DataFrame) -> np.ndarray:
+        return render_frames(*self._paths(table))
+
+    def inputs_chunks(self, table: pd.DataFrame, chunk_rows: int = 256) -> Iterator[np.ndarray]:
+        """The frames of consecutive row chunks, so a large set never sits in memory whole."""
+        self._require_fitted()
+        rows, columns = self._paths(table)
+        for start in range(0, len(rows), chunk_rows):
+            yield render_frames(rows[start:start + chunk_rows], columns[start:start + chunk_rows])
+
+    def _targets(self, table: pd.DataFrame) -> np.ndarray:
+        return as_binary(self._frame(table, self.target_columns), self.target_columns)
+
+    def _decode(self, predictions: Any) -> list[str]:
+        p = np.asarray(predictions, dtype=np.float64).reshape(-1)
+        return ["right" if v >= 0.5 else "left" for v in p]
+
+    def _shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        size = self.params.size
+        return (size, size, size, 1), (1,)
+
+
+PREPARER = MovingSquarePreparer
+
+
+def describe_input(row: dict[str, Any]) -> str:
+    """The line's first and last pixel, e.g. ``line (3, 0) … (5, 49)``."""
+    rows, cols = series(row, "r_"), series(row, "c_")
+    return f"line ({rows[0]}, {cols[0]}) … ({rows[-1]}, {cols[-1]})"
+
+
+def as_targets(output: Any) -> dict[str, Any]:
+    """``right``/``left`` as the ``direction`` column (1/0)."""
+    return {"direction": 1 if output == "right" else 0}

@@ -6,12 +6,20 @@ Raw table: ``width`` and ``height`` and the four corners clockwise from the orig
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lstmops.features.preparers import Preparer
+from lstmops.features.transformers import MinMaxScaler
 from lstmops.problems.contract import Contract
 
+ORDER = 6
+TASK = "draw a rectangle point by point from the origin"
+GENERATIVE = True  # shapes are drawn from the origin: no inputs, scored from the drawings alone
 POINT_COLUMNS = [f"{axis}_{i}" for i in range(4) for axis in ("x", "y")]
 
 
@@ -129,3 +137,90 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     """Teacher-forced skill: mean absolute error of each predicted next point."""
     truth = table[POINT_COLUMNS].to_numpy(dtype=np.float64).reshape(-1, 4, 2)[:, 1:].reshape(-1, 2)
     return {"next_point_mae": float(np.abs(np.asarray(predicted, dtype=np.float64) - truth).mean())}
+
+
+def score_outputs(outputs: list) -> dict[str, float]:
+    """Skill of drawn shapes without targets: mean geometric error and the spread of widths and heights
+    (a collapsed generator has none)."""
+    points = np.asarray(outputs, dtype=np.float64).reshape(-1, 4, 2)
+    return {"geometric_error": float(geometric_error(points).mean()),
+            "width_std": float(points[:, 1, 0].std()), "height_std": float(points[:, 2, 1].std())}
+
+
+def draw(model: Any, preparer: "RectanglesPreparer", n: int, rng: np.random.Generator,
+         temperature: float = 1.0) -> np.ndarray:
+    """Draw ``n`` shapes (n, 4, 2) from the origin, feeding each sampled point back in.
+
+    A temperature below 1 draws components and noise more conservatively: fewer
+    wildly wrong points, still widths and heights spread over the training range.
+    """
+    from lstmops.modeling.architectures import generative
+    from lstmops.modeling.training import predict
+
+    x = preparer.encode_points(np.zeros((n, 2)))
+    points = [np.zeros((n, 2))]
+    for _ in range(3):
+        nxt = generative.sample(predict(model, x), rng, temperature).astype(np.float32)
+        points.append(np.asarray(preparer.decode(nxt), dtype=np.float64))
+        x = nxt.reshape(n, 1, 2)
+    return np.stack(points, axis=1)
+
+
+draw_metrics = shape_metrics  # evaluation adds these for the shapes drawn in each run
+
+
+def after_finalize(model: Any, preparer: "RectanglesPreparer", model_spec: Any, rng: np.random.Generator,
+                   folder: Path) -> None:
+    """Picture 16 rectangles drawn by the finalized model (``generated.png``)."""
+    from lstmops.modeling import plots
+
+    shapes = draw(model, preparer, 16, rng, model_spec.temperature)
+    plots.rectangles(shapes, "rectangles drawn by the finalized model from (0, 0)", folder / "generated.png")
+
+
+class RectanglesPreparer(Preparer):
+    """Rectangles: 3 (point -> next point) pairs per rectangle, inputs (3n, 1, 2), targets (3n, 2)."""
+
+    def _make_transformers(self) -> dict[str, Any]:
+        # Per feature: widths and heights may drift apart, and each axis keeps its own range.
+        return {"points": MinMaxScaler(policy=self.policy, feature_names=("x", "y"), tolerance=self.tolerance)}
+
+    def _points(self, table: pd.DataFrame) -> np.ndarray:
+        return self._frame(table, POINT_COLUMNS).astype(np.float64).reshape(-1, 4, 2)
+
+    def _fit(self, table: pd.DataFrame) -> None:
+        self.transformers["points"].fit(self._points(table))
+
+    def _inputs(self, table: pd.DataFrame) -> np.ndarray:
+        scaled = self.transformers["points"].transform(self._points(table)[:, :3], POINT_COLUMNS[:6])
+        return scaled.reshape(-1, 1, 2).astype(np.float32)
+
+    def _targets(self, table: pd.DataFrame) -> np.ndarray:
+        scaled = self.transformers["points"].transform(self._points(table)[:, 1:], enforce_range=False)
+        return scaled.reshape(-1, 2).astype(np.float32)
+
+    def encode_points(self, points: Any) -> np.ndarray:
+        """Model inputs (m, 1, 2) for raw (x, y) points, e.g. the origin that starts generation."""
+        self._require_fitted()
+        scaled = self.transformers["points"].transform(np.asarray(points, dtype=np.float64).reshape(-1, 2))
+        return scaled.reshape(-1, 1, 2).astype(np.float32)
+
+    def _decode(self, predictions: Any) -> list[tuple[float, float]]:
+        points = self.transformers["points"].inverse_transform(np.asarray(predictions).reshape(-1, 2))
+        return [(float(x), float(y)) for x, y in points]
+
+    def _shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return (1, 2), (2,)
+
+
+PREPARER = RectanglesPreparer
+
+
+def describe_output(output: Any) -> str:
+    """The drawn points, e.g. ``(0.00, 0.00) (0.61, 0.00) (0.61, 0.34) (0.00, 0.34)``."""
+    return " ".join(f"({x:.2f}, {y:.2f})" for x, y in output)
+
+
+def as_targets(output: Any) -> dict[str, Any]:
+    """The drawn points as ``x_0, y_0 .. x_3, y_3``."""
+    return {f"{axis}_{i}": point[k] for i, point in enumerate(output) for k, axis in enumerate("xy")}

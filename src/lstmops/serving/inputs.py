@@ -2,8 +2,9 @@
 
 ``predict`` checks the input columns and ``observe`` the target columns against the
 data contract of the model's own fitted settings (columns, types, NaN/inf, ranges and
-value sets, addition's expression syntax), with NumPy and pandas only: fast enough for
-the predict path, where Great Expectations' import alone would take seconds. The fitted
+value sets, and the problem module's own ``check_texts``, e.g. addition's expression
+syntax), with NumPy and pandas only: fast enough for the predict path, where Great
+Expectations' import alone would take seconds. The fitted
 preprocessing then applies its own range and vocabulary checks (policy ``reject`` or
 ``clip``), whose :class:`DataError` messages :func:`reworded` turns into the same one-line form.
 """
@@ -14,14 +15,12 @@ import json
 import re
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from lstmops.errors import BundleError, DataError
 from lstmops.modeling.bundle import PREPROCESSING
 from lstmops.serving.rawio import InputError, check_columns, column_text, typed_numbers
 from lstmops.registry.versions import ModelVersion
-from lstmops.store.records import GENERATIVE
 
 
 def _params(problem: str, data: dict) -> Any:
@@ -40,57 +39,28 @@ def version_params(mv: ModelVersion) -> Any:
 
 
 def predict_columns(problem: str, params: Any) -> list[str]:
-    """Raw columns ``predict`` needs: the input columns, none for the generative problem."""
-    from lstmops.problems import get_problem
+    """Raw columns ``predict`` needs: the input columns, none for a generative problem."""
+    from lstmops.problems import get_problem, is_generative
 
-    return [] if problem in GENERATIVE else get_problem(problem).input_columns(params)
+    return [] if is_generative(problem) else get_problem(problem).input_columns(params)
 
 
 def _typed(problem: str, params: Any, table: pd.DataFrame, columns: list[str], ids: Sequence[str]) -> pd.DataFrame:
     """``columns`` of ``table`` checked against the problem's data contract and typed."""
     from lstmops.problems import get_problem
 
-    contract = get_problem(problem).contract(params)
+    module = get_problem(problem)
+    contract = module.contract(params)
     numeric = {c: contract.dtypes[c] for c in columns if contract.dtypes[c] in ("int", "float")}
     out = typed_numbers(problem, table, numeric, contract.ranges, contract.value_sets, ids) if numeric else None
     texts = {c: column_text(table[c]).str.replace(r"\s+", "", regex=True) for c in columns if c not in numeric}
-    if problem == "addition" and "expression" in texts:
-        check_expressions(problem, params, texts["expression"], ids)
+    check_texts = getattr(module, "check_texts", None)
+    found = check_texts(params, texts) if check_texts and texts else None
+    if found is not None:
+        row, message = found
+        raise InputError(problem, message, row, ids)
     typed = pd.DataFrame(texts) if out is None else out.assign(**texts)
     return typed[columns]
-
-
-def check_expressions(problem: str, params: Any, texts: pd.Series, ids: Sequence[str]) -> None:
-    """Addition: digits and ``+`` only, ``n_terms`` terms, each at most ``largest``, within the input width."""
-    from lstmops.problems.addition import input_width
-
-    n, largest = params.n_terms, params.largest
-    example = "+".join(str(v) for v in (10, 2, 7, 4, 1, 9)[:n])
-    empty = (texts == "").to_numpy()
-    chars = texts.str.fullmatch(r"[0-9+]*").to_numpy()
-    shaped = texts.str.fullmatch(rf"\d+(\+\d+){{{n - 1}}}").to_numpy()
-    long = (texts.str.len() > input_width(params)).to_numpy()
-    bad = np.flatnonzero(empty | ~chars | ~shaped | long)
-    # as floats: a term of 2**63 or more must be refused as too big, not overflow int64
-    terms = texts.where(shaped, "+".join("0" * n)).str.split("+", expand=True).astype(np.float64).to_numpy()
-    too_big = np.flatnonzero((terms > largest).any(axis=1))
-    first = min([*bad[:1], *too_big[:1]], default=None)
-    if first is None:
-        return
-    text = texts.iloc[first]
-    if empty[first]:
-        message = "column expression is empty"
-    elif not chars[first]:
-        char = re.search(r"[^0-9+]", text).group(0)
-        message = f"expression {text!r} has unknown character {char!r} (only digits and +, e.g. {example})"
-    elif not shaped[first]:
-        message = f"expression {text!r} is malformed: expected {n} whole numbers joined by + (e.g. {example})"
-    elif long[first]:
-        message = f"expression {text!r} is {len(text)} characters long; the model reads at most {input_width(params)}"
-    else:
-        big = max(int(t) for t in text.split("+"))
-        message = f"expression {text!r} has term {big}, above {largest}, the largest the model was trained on"
-    raise InputError(problem, message, int(first), ids)
 
 
 def validate_inputs(problem: str, params: Any, table: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:

@@ -24,11 +24,11 @@ from lstmops.modeling.bundle import PREPROCESSING
 from lstmops.serving.inputs import reworded, validate_inputs, validate_targets, version_params
 from lstmops.serving.rawio import InputError, row_ids
 from lstmops.registry.versions import ModelVersion, Registry
-from lstmops.store.records import GENERATIVE, Store
+from lstmops.problems import get_problem, is_generative, problem_names
+from lstmops.store.records import Store
 
 CHUNK_ROWS = 4096        # most rows per model call; smaller inputs are padded to a power of two
 MIN_BATCH = 32
-VIDEO_CHUNK_ROWS = 256   # moving_square frames are size^3 bytes each: render them a chunk at a time
 
 
 def compile_cache_dir() -> Path | None:
@@ -115,15 +115,24 @@ def open_version(registry: Registry, problem: str, ref: str | int | None = "cham
 
 
 def _prepared(problem: str, served: Served, typed: pd.DataFrame, ids: Sequence[str]) -> Iterator[np.ndarray]:
-    """Model inputs, chunk by chunk; the preparer's checks run (and fail) before this returns."""
+    """Model inputs, chunk by chunk; the preparer's checks run (and fail) before this returns.
+
+    A problem with ``PREPARE_CHUNK_ROWS`` (large rendered inputs) is prepared that many
+    rows at a time, after every row has been checked.
+    """
     preparer = served.preparer
+    rows = _chunk_rows(problem)
     try:
-        if problem == "moving_square":  # frames are rendered a chunk at a time, after checking every row
-            chunks = preparer.inputs_chunks(typed, VIDEO_CHUNK_ROWS)
+        if rows:
+            chunks = preparer.inputs_chunks(typed, rows)
             return _chain(next(chunks), chunks)
         return iter([preparer.inputs(typed)])
     except DataError as err:  # only the preparer's checks of the data; any other error is a bug
         raise reworded(problem, err, ids) from None
+
+
+def _chunk_rows(problem: str) -> int | None:
+    return getattr(get_problem(problem), "PREPARE_CHUNK_ROWS", None)
 
 
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -133,19 +142,18 @@ def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray
 
 def predict_typed(problem: str, served: Served, chunks: Iterator[np.ndarray]) -> list[Any]:
     """Decoded predictions (the inverse preparation) of prepared input chunks."""
-    size = VIDEO_CHUNK_ROWS if problem == "moving_square" else CHUNK_ROWS
+    size = _chunk_rows(problem) or CHUNK_ROWS
     decoded: list[Any] = []
     for x in chunks:
         decoded += served.preparer.decode(model_outputs(served.model, x, size))
     return decoded
 
 
-def draw(served: Served, n: int, seed: int | None = None) -> list[list[list[float]]]:
-    """``n`` shapes drawn by a generative model from the origin, each as 4 ``[x, y]`` points."""
-    from lstmops.modeling.evaluation import generate_rectangles
-
-    shapes = generate_rectangles(served.model, served.preparer, n, np.random.default_rng(seed), served.temperature)
-    return np.round(shapes, 6).tolist()
+def draw(served: Served, n: int, seed: int | None = None) -> list[Any]:
+    """``n`` outputs drawn by a generative model (e.g. shapes, each as 4 ``[x, y]`` points), rounded to 6 places."""
+    module = get_problem(served.preparer.name)
+    drawn = module.draw(served.model, served.preparer, n, np.random.default_rng(seed), served.temperature)
+    return np.round(drawn, 6).tolist()
 
 
 @dataclass
@@ -171,10 +179,10 @@ def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store:
     """Check raw rows, predict with the registered model ``ref``, deliver, then log every prediction.
 
     Args:
-        table: raw rows (:func:`lstmops.serving.rawio.read_rows`); for the generative problem,
-            rows of ids only, or None with ``n`` shapes to draw.
+        table: raw rows (:func:`lstmops.serving.rawio.read_rows`); for a generative problem,
+            rows of ids only, or None with ``n`` outputs to draw.
         store: where predictions are logged; None logs nothing.
-        seed: randomness of generated shapes (generative problem only).
+        seed: randomness of drawn outputs (generative problems only).
         deliver: hands the batch to its user (writes the output) before anything is logged;
             if it raises, nothing is logged and the same ids can be predicted again.
 
@@ -183,14 +191,17 @@ def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store:
     """
     served = open_version(registry, problem, ref)
     params = served.preparer.params
+    generative = is_generative(problem)
     if table is None:
-        if problem not in GENERATIVE or not n or n < 1:
-            raise InputError(problem, "no input rows (give --input FILE, or --n N shapes to draw for rectangles)")
+        if not generative or not n or n < 1:
+            drawn = ", ".join(name for name in problem_names() if is_generative(name))
+            raise InputError(problem, "no input rows (give --input FILE" + (f", or --n N shapes to draw for {drawn}"
+                                                                            if drawn else "") + ")")
         table = pd.DataFrame(index=range(n))
     ids = row_ids(problem, table, generate=True)
     shown = ids if "id" in table.columns else None  # name a row by its id only when the user gave one
     typed = validate_inputs(problem, params, table, shown)
-    chunks = None if problem in GENERATIVE else _prepared(problem, served, typed, shown)
+    chunks = None if generative else _prepared(problem, served, typed, shown)
     if store is not None:
         taken = store.known_ids(problem, ids)
         if taken:
@@ -210,7 +221,7 @@ def observe(problem: str, table: pd.DataFrame, registry: Registry, store: Store,
     """Record the true outcomes of earlier predictions; a bad row raises :class:`InputError`, nothing stored."""
     from lstmops.serving.rawio import typed_times
 
-    if problem in GENERATIVE:
+    if is_generative(problem):
         raise InputError(problem, "a generated shape has no true outcome to observe; its skill is scored from "
                                   f"the drawings themselves (lstmops skill {problem})")
     ids = row_ids(problem, table, generate=False)

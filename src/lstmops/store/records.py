@@ -5,8 +5,8 @@ input, decoded output and time; an observation is the true outcome of one earlie
 prediction (the problem's target columns) and when it was observed. Skill per interval
 joins the two and applies the problem's own ``score`` to each interval's rows, per
 model version, so a champion and the previous model can be watched side by side.
-The generative problem (rectangles) has no true outcome: its drawings are scored by
-themselves (geometric error).
+A generative problem (its module's ``GENERATIVE``, e.g. rectangles) has no true
+outcome: its drawings are scored by themselves (the module's ``score_outputs``).
 
 SQLite in WAL mode by default (``$LSTMOPS_DB_URL`` or ``--db`` for another database,
 e.g. PostgreSQL). Times are naive UTC. Opening a store upgrades the database's schema
@@ -27,9 +27,9 @@ from sqlalchemy.exc import IntegrityError
 from lstmops import paths
 from lstmops.database import engine_for, migrate, utcnow, writing
 from lstmops.errors import StoreError
+from lstmops.problems import is_generative
 
 INTERVALS = ("day", "week", "month")
-GENERATIVE = ("rectangles",)  # problems scored from their outputs alone
 _CHUNK = 500  # ids per IN (...) query: well inside every database's parameter limit
 
 metadata = MetaData()
@@ -64,19 +64,18 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 def score_outputs(problem_name: str, outputs: list[Any], targets: list[dict[str, Any]] | None) -> dict[str, float]:
     """The problem's skill metrics for decoded ``outputs`` against true ``targets`` (target-column dicts).
 
-    Rectangles are scored without targets: mean geometric error of the drawn shapes,
-    and the spread of their widths and heights (a collapsed generator has none).
+    A generative problem is scored without targets, by its module's ``score_outputs``
+    (rectangles: mean geometric error of the drawn shapes and the spread of their
+    widths and heights; a collapsed generator has none).
     """
-    import numpy as np
     import pandas as pd
 
-    from lstmops.problems import get_problem, rectangles
+    from lstmops.problems import get_problem
 
-    if problem_name in GENERATIVE:
-        points = np.asarray(outputs, dtype=np.float64).reshape(-1, 4, 2)
-        return {"geometric_error": float(rectangles.geometric_error(points).mean()),
-                "width_std": float(points[:, 1, 0].std()), "height_std": float(points[:, 2, 1].std())}
-    return get_problem(problem_name).score(pd.DataFrame(targets), list(outputs))
+    problem = get_problem(problem_name)
+    if getattr(problem, "GENERATIVE", False):
+        return problem.score_outputs(list(outputs))
+    return problem.score(pd.DataFrame(targets), list(outputs))
 
 
 def _period_start(times: Any, interval: str) -> Any:
@@ -147,7 +146,7 @@ class Store:
     def record_observations(self, problem: str, ids: Sequence[str], targets: Sequence[dict[str, Any]],
                             observed_at: Sequence[datetime | None] | None = None, replace: bool = False) -> int:
         """Store the true outcomes of earlier predictions in one transaction (all or none)."""
-        if problem in GENERATIVE:
+        if is_generative(problem):
             raise StoreError(f"{problem}: a generated shape has no true outcome to observe; its skill is scored "
                              f"from the drawings themselves (lstmops skill {problem})")
         now = utcnow()
@@ -198,7 +197,7 @@ class Store:
             raise StoreError(f"interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
         if by not in ("predicted", "observed"):
             raise StoreError(f"'by' must be 'predicted' or 'observed', not {by!r}")
-        generative = problem in GENERATIVE
+        generative = is_generative(problem)
         rows = self.joined(problem, model_version, since, until, observed_only=not generative)
         if not rows:
             return []
