@@ -170,3 +170,34 @@ def test_generative_hooks_draw_score_and_picture_rectangles(tmp_path):
     assert {"next_point_mae", "geometric_error", "width_coverage", "height_coverage"} <= set(metrics)
     rectangles.after_finalize(model, preparer, ModelSpec(temperature=0.4), np.random.default_rng(3), tmp_path)
     assert (tmp_path / "generated.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name", ["echo", "damped_sine", "moving_square", "addition", "cumulative_sum"])
+def test_per_example_values_average_to_the_primary_metric(name):
+    problem = PROBLEMS[name]
+    table = problem.generate(problem.Params(), 60, np.random.default_rng(0))
+    truth = _decoded_truth(name, table)
+    wrong = problem.generate(problem.Params(), 60, np.random.default_rng(1))
+    mixed = truth[:30] + _decoded_truth(name, wrong)[30:]  # half right (by chance some more)
+    for predicted in (truth, mixed):
+        values = problem.per_example(table, predicted)
+        assert values.shape == (60,)
+        assert values.mean() == pytest.approx(problem.score(table, predicted)[problem.PRIMARY_METRIC])
+
+
+def test_rectangles_per_example_penalises_shapes_the_process_no_longer_makes():
+    table = rectangles.generate(rectangles.Params(width_min=0.5), 200, np.random.default_rng(0))
+    inside = [[[0, 0], [0.7, 0], [0.7, 0.4], [0, 0.4]]]
+    outside = [[[0, 0], [0.2, 0], [0.2, 0.4], [0, 0.4]]]
+    assert rectangles.per_example(table, inside)[0] == pytest.approx(0, abs=1e-9)
+    assert rectangles.per_example(table, outside)[0] > 0.25
+
+
+def _decoded_truth(name, table):
+    if name == "echo":
+        return table["target"].tolist()
+    if name == "moving_square":
+        return ["right" if d == 1 else "left" for d in table["direction"]]
+    if name == "addition":
+        return table["answer"].tolist()
+    return table.filter(regex=r"^y_\d+$").to_numpy().tolist()

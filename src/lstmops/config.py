@@ -109,6 +109,66 @@ class PrepareSettings(Frozen):
     tolerance: float = Field(0.01, ge=0, le=1)
 
 
+class WindowSpec(Frozen):
+    """Which collected batches count as "new" data for the candidates (``update.window``).
+
+    ``days``: batches of the most recent N days; ``share``: that share of every collected
+    batch (most recent rows first), so older intervals stay represented.
+    """
+
+    days: PositiveInt | None = None
+    share: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_days(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("days") is None and data.get("share") is None:
+            return {**data, "days": 28}
+        return data
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "WindowSpec":
+        if self.days is not None and self.share is not None:
+            raise ValueError("give one of days or share, not both")
+        return self
+
+
+class GateSettings(Frozen):
+    """The promotion gate's rules (``update.gate``); see lstmops/update/gate.py."""
+
+    alpha: float = Field(0.05, gt=0, lt=1)        # family-wise error rate over the four candidates (Holm)
+    confidence: float = Field(0.95, gt=0, lt=1)   # level of the reported intervals
+    min_repeats: int = Field(5, ge=2)             # fewer repeats never promote
+    bootstrap: int = Field(2000, ge=100)          # bootstrap iterations
+    min_gain: dict[str, float] = {}               # per problem, in its own metric; unlisted: 0
+
+
+class UpdateSettings(Frozen):
+    """The five-step update process (``update``)."""
+
+    schedule: str = "0 6 * * 1"                   # cron (UTC) of the scheduled update run of every problem
+    batch_size: PositiveInt = 2000                # new labelled sequences collected per problem and run
+    eval_size: PositiveInt = 1000                 # fresh sequences of the run's date that no arm trains on
+    old_size: PositiveInt = 5000                  # old sequences (the build's training data) arms may use
+    window: WindowSpec = WindowSpec()
+    extra_epochs: PositiveInt = 2                 # epochs added to the deployed model by arms (a), (b), baseline
+    fresh_epochs: PositiveInt | None = None       # epochs of fresh models (c), (d); None = the problem's train.epochs
+    lr_factor: float = Field(0.3, gt=0, le=1)     # continued training starts at this share of the learning rate
+    repeats: int = Field(10, ge=1)                # trainings per arm, each with its own seed
+    max_repeats: int = Field(20, ge=1)            # INCONCLUSIVE adds repeats up to this many per arm
+    runner: Literal["process", "dask"] = "process"
+    dask_address: str | None = None               # a running Dask scheduler; None = a local cluster
+    workers: int = Field(2, ge=1)                 # trainings side by side (processes or Dask workers)
+    approval_days: PositiveInt = 7                # a proposal not decided by then expires
+    gate: GateSettings = GateSettings()
+
+
+class MonitoringSettings(Frozen):
+    """Monitoring after a promotion (``monitoring``)."""
+
+    shadow_days: int = Field(14, ge=0)            # the previous model predicts the same traffic in shadow this long
+
+
 class Settings(Frozen):
     """The whole of ``params.yaml``."""
 
@@ -117,6 +177,8 @@ class Settings(Frozen):
     problems: dict[str, ProblemSettings]
     prepare: PrepareSettings = PrepareSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
+    update: UpdateSettings = UpdateSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

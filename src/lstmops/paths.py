@@ -93,3 +93,23 @@ def database_url(root: Path | None = None) -> str:
 def registered_file(problem: str, root: Path | None = None) -> Path:
     """What the register stage did for one problem (version, champion), tracked by DVC."""
     return metrics_dir(problem, root) / "registered.json"
+
+
+def batches_dir(problem: str, root: Path | None = None) -> Path:
+    """Labelled batches the update flow collected for one problem, one folder per date (DVC-tracked)."""
+    return (root or repo_root()) / "data" / "batches" / problem
+
+
+def batch_dir(problem: str, day: str, root: Path | None = None) -> Path:
+    """One collected batch (``day`` as YYYY-MM-DD): new training rows, evaluation rows, validation result."""
+    return batches_dir(problem, root) / day
+
+
+def quarantine_dir(problem: str, day: str, root: Path | None = None) -> Path:
+    """A batch that failed its contract, kept with its validation report (not DVC-tracked)."""
+    return (root or repo_root()) / "data" / "quarantine" / problem / day
+
+
+def update_run_dir(problem: str, run_id: str, root: Path | None = None) -> Path:
+    """Everything one update run of one problem saved: each step's result, the arms' weights (git-ignored)."""
+    return (root or repo_root()) / "updates" / problem / run_id

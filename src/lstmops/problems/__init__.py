@@ -20,6 +20,10 @@ Members a problem module defines (required unless a default is given):
 - ``HEAD``, ``LOSS``: the output layer family and the Keras loss the model needs;
 - ``PRIMARY_METRIC``, ``HIGHER_IS_BETTER`` and ``score(table, predicted) -> dict``:
   skill of decoded predictions against a raw table holding the true targets;
+- ``per_example(table, predicted) -> array``: one value per example (1/0 for a right
+  answer, an absolute error, ...) whose mean is the primary metric, so the update
+  gate can resample evaluation examples (for a generative problem ``predicted`` are
+  drawn outputs and ``table`` fresh rows of the process);
 - ``TASK``: a one-line description for ``lstmops problems`` (a string literal, so
   the CLI reads it without importing the module);
 - ``ORDER`` (optional, int literal; default: none): position in listings; problems

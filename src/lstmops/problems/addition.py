@@ -126,6 +126,11 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     return {"sequence_accuracy": float(whole.mean()), "char_accuracy": float((grid(guesses) == grid(answers)).mean())}
 
 
+def per_example(table: pd.DataFrame, predicted: list) -> np.ndarray:
+    """1 where the whole answer is right, else 0 (their mean is the whole-answer accuracy)."""
+    answers = [str(t) for t in table["answer"].to_numpy()]
+    return np.array([p is not None and str(p) == a for p, a in zip(predicted, answers)], dtype=np.float64)
+
 class AdditionPreparer(Preparer):
     """Addition: one-hot characters, inputs (n, in_width, 12) and targets (n, out_width, 12), uint8."""
 

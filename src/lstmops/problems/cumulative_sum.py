@@ -88,6 +88,11 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     return {"sequence_accuracy": float(hits.all(axis=1).mean()), "step_accuracy": float(hits.mean())}
 
 
+def per_example(table: pd.DataFrame, predicted: list) -> np.ndarray:
+    """1 where every step of a sequence is right, else 0 (their mean is the whole-sequence accuracy)."""
+    truth = table.filter(regex=r"^y_\d+$").to_numpy()
+    return (np.asarray(predicted).reshape(truth.shape) == truth).all(axis=1).astype(np.float64)
+
 class CumulativeSumPreparer(Preparer):
     """Cumulative sum: scaled inputs (n, T, 1) float32, per-step 0/1 targets (n, T, 1) uint8."""
 

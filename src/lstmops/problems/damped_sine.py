@@ -101,6 +101,11 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error**2).mean()))}
 
 
+def per_example(table: pd.DataFrame, predicted: list) -> np.ndarray:
+    """Each forecast's mean absolute error (their mean is the MAE)."""
+    truth = table.filter(regex=r"^y_\d+$").to_numpy(dtype=np.float64)
+    return np.abs(np.asarray(predicted, dtype=np.float64).reshape(truth.shape) - truth).mean(axis=1)
+
 class DampedSinePreparer(Preparer):
     """Damped sine: inputs (n, length, 1) and targets (n, n_out), float32, one shared scale."""
 

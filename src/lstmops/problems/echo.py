@@ -90,6 +90,10 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     return {"accuracy": float(hits.mean())}
 
 
+def per_example(table: pd.DataFrame, predicted: list) -> np.ndarray:
+    """1 where the echoed integer was predicted exactly, else 0 (their mean is the accuracy)."""
+    return (np.asarray(predicted) == table["target"].to_numpy()).astype(np.float64)
+
 class EchoPreparer(Preparer):
     """Echo: one-hot input steps (n, length, n_features) and one-hot target (n, n_features)."""
 

@@ -121,6 +121,11 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     return {"accuracy": float((guessed == table["direction"].to_numpy()).mean())}
 
 
+def per_example(table: pd.DataFrame, predicted: list) -> np.ndarray:
+    """1 where the direction was predicted right, else 0 (their mean is the accuracy)."""
+    guessed = np.array([1 if p == "right" else 0 for p in predicted])
+    return (guessed == table["direction"].to_numpy()).astype(np.float64)
+
 def render_frames(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Frames (n, size, size, size, 1) uint8 of pixel paths, in one broadcast, no Python loop.
 

@@ -139,6 +139,18 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     return {"next_point_mae": float(np.abs(np.asarray(predicted, dtype=np.float64) - truth).mean())}
 
 
+def per_example(table: pd.DataFrame, predicted: list) -> np.ndarray:
+    """Per drawn shape: its geometric error plus how far its width and height fall outside the range
+    of the shapes the process now makes (``table``), so a generator that still draws shapes the
+    process no longer makes scores worse after drift. Lower is better."""
+    points = np.asarray(predicted, dtype=np.float64).reshape(-1, 4, 2)
+    width, height = points[:, 1, 0], points[:, 2, 1]
+    outside = np.zeros(len(points))
+    for drawn, column in ((width, "width"), (height, "height")):
+        low, high = float(table[column].min()), float(table[column].max())
+        outside += np.clip(low - drawn, 0, None) + np.clip(drawn - high, 0, None)
+    return geometric_error(points) + outside
+
 def score_outputs(outputs: list) -> dict[str, float]:
     """Skill of drawn shapes without targets: mean geometric error and the spread of widths and heights
     (a collapsed generator has none)."""
