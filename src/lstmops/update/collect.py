@@ -65,17 +65,23 @@ def run_time(as_of: date) -> datetime:
     return datetime.combine(as_of, time(0))
 
 
-def draw_batch(settings: Settings, problem: str, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The day's (train, eval) tables, drawn from the process on ``as_of`` with seeds named by problem and day."""
+def draw_split(settings: Settings, problem: str, as_of: date, split: str) -> pd.DataFrame:
+    """One split (``train``: ``update.batch_size`` rows, ``eval``: ``update.eval_size``) of the day's batch.
+
+    Drawn from the process as it stands on ``as_of``, from a stream named by problem, day and split.
+    """
     from lstmops.data.drift import generate_at
     from lstmops.problems import get_problem
 
-    cfg, module, day = problem_settings(settings, problem), get_problem(problem), as_of.isoformat()
-    tables = []
-    for split, n in (("train", settings.update.batch_size), ("eval", settings.update.eval_size)):
-        rng = rng_for(settings.seed, problem, "batch", day, split)
-        tables.append(generate_at(module, cfg.process, cfg.drift, n, rng, as_of))
-    return tables[0], tables[1]
+    cfg = problem_settings(settings, problem)
+    n = settings.update.batch_size if split == "train" else settings.update.eval_size
+    rng = rng_for(settings.seed, problem, "batch", as_of.isoformat(), split)
+    return generate_at(get_problem(problem), cfg.process, cfg.drift, n, rng, as_of)
+
+
+def draw_batch(settings: Settings, problem: str, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The day's (train, eval) tables; a re-run of the same day draws the same rows."""
+    return draw_split(settings, problem, as_of, "train"), draw_split(settings, problem, as_of, "eval")
 
 
 def prediction_ids(problem: str, day: str, split: str, n: int) -> list[str]:
