@@ -111,7 +111,9 @@ def champion_refusal(problem: str, served: Any, day_params: Any, table: pd.DataF
     columns = get_problem(problem).input_columns(day_params)
     try:
         typed = validate_inputs(problem, served.preparer.params, table[columns], None)
-        served.preparer.inputs(typed)
+        chunk = getattr(get_problem(problem), "PREPARE_CHUNK_ROWS", None)
+        for _ in served.preparer.inputs_chunks(typed, chunk) if chunk else [served.preparer.inputs(typed)]:
+            pass  # large rendered inputs (moving_square) are prepared a chunk at a time, as predict does
     except (InputError, DataError) as err:
         return f"the deployed model v{served.version.version} cannot take this batch: {err}"
     return None
