@@ -13,6 +13,7 @@ from lstmops.problems import get_problem
 from lstmops.store.records import Store
 from lstmops.update.assess import Trend, assess, compare, trend_test, verdict_of
 from lstmops.update.collect import draw_split
+from lstmops.update.records import load_record, save_record
 
 AS_OF = date(2027, 2, 1)           # a Monday
 WEEKS = [AS_OF - timedelta(weeks=k) for k in (3, 2, 1, 0)]
@@ -76,6 +77,14 @@ def test_verdict_of_an_echo_champion(store, accuracies, verdict):
     assert found.test.effect == pytest.approx(accuracies[-1] - np.mean(accuracies[:-1]))
     assert (found.test.p_value < 0.05) == (verdict != Trend.STABLE)
     assert [r["period"] for r in found.skill["week"]] == [str(d) for d in WEEKS]
+
+
+def test_an_assessment_saves_as_a_record(store, tmp_path):
+    history(store, [0.9, 0.9, 0.9, 0.6])
+    found = assess(SETTINGS, "echo", AS_OF, store=store, registry=Aliases(champion=2))
+    saved = load_record(save_record(found, tmp_path / "assess.json"))
+    assert saved["verdict"] == "degrading" and saved["as_of"] == str(AS_OF)
+    assert saved["test"]["test"] == "two-proportion z-test" and saved["skill"]["week"][-1]["role"] == "champion"
 
 
 def test_champion_and_previous_side_by_side(store):

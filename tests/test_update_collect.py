@@ -17,7 +17,8 @@ from lstmops.config import parse_settings
 from lstmops.errors import DataError, NoModelError
 from lstmops.registry.versions import Registry
 from lstmops.store.records import Store
-from lstmops.update.collect import (collect, draw_batch, prediction_ids, select_training_rows)
+from lstmops.update.collect import collect, draw_batch, prediction_ids, select_training_rows
+from lstmops.update.records import load_record, save_record
 from tiny_bundles import save_tiny_bundle
 
 os.environ.setdefault("LSTMOPS_JAX_CACHE", "off")  # no compiled programs left in the home folder
@@ -105,6 +106,17 @@ def test_recollecting_a_day_is_idempotent(repo):
     assert again.predicted == again.observed == 0
     assert git(root, "rev-list", "--count", "HEAD") == commits
     assert draw_batch(settings(), "echo", BEFORE)[0].equals(draw_batch(settings(), "echo", BEFORE)[0])
+    saved = load_record(save_record(again, root / "updates" / "collect.json"))
+    assert saved["md5"] == first.md5 and saved["reused"] is True
+
+
+def test_a_day_collected_with_other_settings_is_not_replaced(repo):
+    root, registry, store = repo
+    collect(settings(), "echo", BEFORE, root=root, registry=registry, store=store)
+    counts = store.counts("echo")
+    with pytest.raises(DataError, match="other rows"):
+        collect(settings(batch_size=41), "echo", BEFORE, root=root, registry=registry, store=store)
+    assert store.counts("echo") == counts
 
 
 @pytest.mark.parametrize("change, words", [({"length": 6}, "sequence length"),

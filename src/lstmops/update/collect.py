@@ -140,11 +140,19 @@ def _relative(folder: Path, root: Path) -> str:
 
 
 def _same_batch(folder: Path, train: pd.DataFrame, evaluation: pd.DataFrame) -> bool:
-    """The folder already holds exactly these tables and their report."""
+    """Whether the day's folder already holds exactly these tables (False when there is none).
+
+    Raises:
+        DataError: it holds other rows (the settings changed since): the store already has
+            that day's traffic under the same ids, so the batch is not silently replaced.
+    """
     if not all((folder / name).is_file() for name in (TRAIN, EVAL, REPORT)):
         return False
-    return (pd.read_parquet(folder / TRAIN).equals(train.reset_index(drop=True))
-            and pd.read_parquet(folder / EVAL).equals(evaluation.reset_index(drop=True)))
+    if (pd.read_parquet(folder / TRAIN).equals(train.reset_index(drop=True))
+            and pd.read_parquet(folder / EVAL).equals(evaluation.reset_index(drop=True))):
+        return True
+    raise DataError(f"{folder} holds other rows than this run draws for that day (update.batch_size, "
+                    "eval_size, seed or the process changed?); move it away to collect the day again")
 
 
 def collect(settings: Settings, problem: str, as_of: date, *, root: Path, registry, store,
