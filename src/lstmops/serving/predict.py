@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -175,7 +176,8 @@ class PredictionBatch:
 
 def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store: Store | None,
             ref: str | int | None = "champion", n: int | None = None, seed: int | None = None,
-            deliver: Callable[[PredictionBatch], None] | None = None) -> PredictionBatch:
+            deliver: Callable[[PredictionBatch], None] | None = None,
+            at: datetime | None = None) -> PredictionBatch:
     """Check raw rows, predict with the registered model ``ref``, deliver, then log every prediction.
 
     Args:
@@ -185,6 +187,8 @@ def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store:
         seed: randomness of drawn outputs (generative problems only).
         deliver: hands the batch to its user (writes the output) before anything is logged;
             if it raises, nothing is logged and the same ids can be predicted again.
+        at: the time the predictions are logged at (naive UTC); None = now. The update
+            flow's collect step replays a dated batch as that day's traffic.
 
     Raises:
         InputError: a row is bad; nothing was predicted or logged.
@@ -213,7 +217,7 @@ def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store:
     if deliver is not None:
         deliver(batch)
     if store is not None:
-        store.log_predictions(problem, batch.version, ids, inputs, outputs)
+        store.log_predictions(problem, batch.version, ids, inputs, outputs, at=at)
     return batch
 
 
