@@ -166,3 +166,29 @@ def test_coverage_rule():
     assert _covered("src/lstmops/config.py", deps)
     assert not _covered("src/lstmops/problems_extra.py", deps)
     assert not _covered("src/lstmops/configs.py", deps)
+
+
+def test_per_problem_stages_share_one_preamble():
+    """No stage parses its own arguments or loads params.yaml itself: entry.stage_args does."""
+    import ast
+
+    for name, stage in STAGES.items():
+        if "@" not in name:
+            continue
+        tree = ast.parse((ROOT / _script(stage)).read_text(encoding="utf-8"))
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+        assert "argparse" not in imported and "load_settings" not in imported, name
+        assert imported & {"stage_args", "problem_arg"}, f"{name} does not use lstmops.entry's preamble"
+
+
+def test_stage_args_parses_the_problem_and_loads_its_settings(monkeypatch):
+    from lstmops.config import load_settings
+    from lstmops.entry import stage_args
+    from lstmops.errors import ConfigError
+
+    monkeypatch.setenv("LSTMOPS_ROOT", str(ROOT))
+    ctx = stage_args("a stage", ["echo"])
+    assert ctx.problem == "echo" and ctx.root == ROOT
+    assert ctx.cfg == load_settings(ROOT / "params.yaml").problems["echo"] == ctx.settings.problems["echo"]
+    with pytest.raises(ConfigError, match="unknown problem 'nope'"):
+        stage_args("a stage", ["nope"])
