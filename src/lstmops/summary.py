@@ -33,6 +33,7 @@ def main() -> None:
     print(f"  data contracts    {root / 'data/validated'}/<problem>.json, Data Docs {root / 'data/docs'}/<problem>/<split>/index.html")
     print(f"  prepared arrays   {root / 'data/prepared'}/<problem>/ (with preprocessing.json)")
     print(f"  metrics, plots    {root / 'metrics'}/<problem>/ (`dvc metrics show`, statistics.json, *.png)")
+    print(f"  run times         {root / 'metrics'}/<problem>/timings.json (this machine's, not in git)")
     print(f"  finalized models  {root / 'models'}/<problem>/")
     print(f"  registry          {paths.registry_dir()} (`lstmops models list`)")
     print("Skill (mean ± std over repeated runs, each on fresh test data):")
