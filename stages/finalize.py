@@ -1,15 +1,14 @@
 """DVC stage: fit the chosen configuration on all data and save the finalized model.
 
 All data is train + validation; with no held-out validation set left, the model trains
-for the median best epoch found by the evaluate stage's early-stopped runs. The test
-split, never trained on, gives the final model's own score. A problem module with an
-``after_finalize`` hook adds its own outputs to ``metrics/<problem>/`` (rectangles: a
-picture of shapes the model draws).
+for the median best epoch found by the evaluate stage's early-stopped runs (read from
+``statistics.json``). The test split, never trained on, gives the final model's own score.
+A problem module with an ``after_finalize`` hook adds its own outputs to
+``metrics/<problem>/`` (rectangles: a picture of shapes the model draws).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 from importlib import metadata as dist
@@ -18,8 +17,7 @@ import yaml
 
 from lstmops import paths
 from lstmops.modeling.bundle import save_bundle
-from lstmops.config import load_settings, problem_settings
-from lstmops.entry import run_main
+from lstmops.entry import run_main, stage_args
 from lstmops.problems import get_problem
 from lstmops.seeding import int_seed_for, rng_for
 
@@ -51,28 +49,25 @@ def _data_hashes(problem: str) -> dict[str, str]:
 
 def main() -> None:
     """Fit on all data, score on the test split, save the bundle and its metrics."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("problem")
-    args = parser.parse_args()
-    settings = load_settings(paths.params_file())
-    cfg = problem_settings(settings, args.problem)
+    args = stage_args(__doc__)
+    settings, cfg = args.settings, args.cfg
     out = paths.metrics_dir(args.problem)
-    evaluation = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
+    statistics = json.loads(paths.statistics_file(args.problem).read_text(encoding="utf-8"))
     from lstmops.modeling.evaluation import score_model
     from lstmops.modeling.experiment import fit_problem, load_problem_data
 
     data = load_problem_data(args.problem, paths.repo_root())
     seed = int_seed_for(settings.seed, args.problem, "final")
-    epochs = evaluation["best_epoch_median"]
+    epochs = statistics["best_epoch_median"]
     result = fit_problem(settings, args.problem, data, seed, final=True, epochs=epochs)
     rng = rng_for(settings.seed, args.problem, "final-shapes")
     final = score_model(args.problem, result.model, data.preparer, data.test_table, data.train_table, rng,
                         settings.evaluate.generated_shapes, cfg.model.temperature)
-    (out / "final.json").write_text(json.dumps(final, indent=1) + "\n", encoding="utf-8")
+    paths.final_file(args.problem).write_text(json.dumps(final, indent=1) + "\n", encoding="utf-8")
     metadata = {
         "problem": args.problem, "architecture": cfg.architecture, "epochs": epochs, "seed": seed,
         "settings": json.loads(cfg.model_dump_json()), "as_of": settings.as_of.isoformat(),
-        "data_md5": _data_hashes(args.problem), "evaluation": evaluation, "test_metrics": final,
+        "data_md5": _data_hashes(args.problem), "evaluation": statistics, "test_metrics": final,
         "libraries": _versions(), "device": result.device,
     }
     save_bundle(result.model, data.preparer, metadata, paths.models_dir(args.problem))

@@ -7,15 +7,13 @@ transformed with exactly that state. Frames are written chunk by chunk into uint
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 
 from lstmops import paths
-from lstmops.config import load_settings, problem_settings
 from lstmops.data.io import read_table, write_array
-from lstmops.entry import run_main
+from lstmops.entry import run_main, stage_args
 from lstmops.features.preparers import PREPARERS
 from lstmops.features.transformers import save_json
 
@@ -42,17 +40,14 @@ def _write_inputs(preparer, table, path) -> tuple[int, ...]:
 
 def main() -> None:
     """Fit on train, then transform and write every split."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("problem")
-    args = parser.parse_args()
-    settings = load_settings(paths.params_file())
-    cfg = problem_settings(settings, args.problem)
-    out = paths.prepared_dir(args.problem)
+    ctx = stage_args(__doc__)
+    settings, cfg, problem = ctx.settings, ctx.cfg, ctx.problem
+    out = paths.prepared_dir(problem)
     out.mkdir(parents=True, exist_ok=True)
-    tables = {s: read_table(paths.raw_split(args.problem, s)) for s in SPLITS}
+    tables = {s: read_table(paths.raw_split(problem, s)) for s in SPLITS}
     policy = settings.prepare
-    preparer = PREPARERS[args.problem](cfg.process, policy.out_of_range, policy.tolerance).fit(tables["train"])
-    save_json(preparer, paths.preprocessing_file(args.problem))
+    preparer = PREPARERS[problem](cfg.process, policy.out_of_range, policy.tolerance).fit(tables["train"])
+    save_json(preparer, paths.preprocessing_file(problem))
     shapes = {}
     for split, table in tables.items():
         x_shape = _write_inputs(preparer, table, out / f"X_{split}.npy")
@@ -60,7 +55,7 @@ def main() -> None:
         write_array(targets, out / f"y_{split}.npy")
         shapes[split] = {"X": list(x_shape), "y": list(targets.shape), "y_dtype": str(targets.dtype)}
     (out / "shapes.json").write_text(json.dumps(shapes, indent=1), encoding="utf-8")
-    print(f"prepare {args.problem}: " + ", ".join(f"{s} X{tuple(v['X'])}" for s, v in shapes.items()))
+    print(f"prepare {problem}: " + ", ".join(f"{s} X{tuple(v['X'])}" for s, v in shapes.items()))
 
 
 if __name__ == "__main__":

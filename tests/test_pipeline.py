@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ DATA_STAGES = ("generate", "validate", "prepare")
 MODEL_STAGES = ("evaluate", "finalize")
 
 pytestmark = pytest.mark.pipeline
+_REPO_SRC: list[Path] = []  # the temporary repository's src: the copy is what its stages import
 
 
 def _env() -> dict:
@@ -27,6 +29,9 @@ def _env() -> dict:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.pop("LSTMOPS_ROOT", None)
     env |= {"DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false", "KERAS_BACKEND": "jax"}
+    env |= {"PYTHONPATH": str(_REPO_SRC[0]) if _REPO_SRC else env.get("PYTHONPATH", "")}
+    env |= {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
+            for what, value in (("NAME", "pipeline test"), ("EMAIL", "test@example.invalid"))}
     return env
 
 
@@ -58,14 +63,19 @@ def _tiny_params(repo: Path, **edits) -> None:
 def repo(tmp_path_factory) -> Path:
     """A git + DVC repository holding the project's stages and code, tiny params."""
     repo = tmp_path_factory.mktemp("pipeline")
-    for item in ("stages", "src", "dvc.yaml", ".dvcignore"):
+    for item in ("stages", "src", "dvc.yaml", ".dvcignore", ".gitignore"):
         src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / item)
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / item, **(
+            {"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
+    _REPO_SRC[:] = [repo / "src"]
     _tiny_params(repo)
     run(["git", "init", "-q"], repo)
     run(["dvc", "init", "-q"], repo)
     run(["dvc", "config", "core.analytics", "false"], repo)
     run(["dvc", "remote", "add", "-d", "storage", str(repo / "remote")], repo)
+    (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "/remote/\n")
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "the tracked files, as a fresh clone has them"], repo)
     return repo
 
 
@@ -105,11 +115,18 @@ def test_full_repro_evaluates_and_finalizes_every_problem(repo):
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
     flat = json.dumps(shown)
     for name in PROBLEM_NAMES:
-        evaluation = json.loads((repo / "metrics" / name / "evaluation.json").read_text())
-        primary = evaluation["metrics"][evaluation["primary_metric"]]
+        statistics = json.loads((repo / "metrics" / name / "statistics.json").read_text())
+        primary = statistics["metrics"][statistics["primary_metric"]]
         assert primary["n"] == 2 and primary["min"] <= primary["mean"] <= primary["max"]
         assert primary["ci_low"] <= primary["mean"] <= primary["ci_high"]
-        assert f"metrics/{name}/evaluation.json" in flat
+        assert statistics["best_epoch_median"] >= 1 and len(statistics["runs"]) == 2
+        headline = json.loads((repo / "metrics" / name / "evaluation.json").read_text())
+        secondary = set(statistics["metrics"]) - {statistics["primary_metric"]}
+        assert set(headline) == {"primary", "mean", "std", "ci_low", "ci_high", "repeats", *secondary}
+        assert headline["primary"] == statistics["primary_metric"] and headline["mean"] == primary["mean"]
+        assert f"metrics/{name}/evaluation.json" in flat and f"metrics/{name}/statistics.json" not in flat
+        timings = json.loads((repo / "metrics" / name / "timings.json").read_text())
+        assert len(timings) == 2 and timings[0]["seconds"] > 0 and timings[0]["backend"] == "jax"
         for picture in ("learning_curves.png", "scores_boxplot.png"):
             assert (repo / "metrics" / name / picture).stat().st_size > 1000
         bundle = repo / "models" / name
@@ -118,6 +135,12 @@ def test_full_repro_evaluates_and_finalizes_every_problem(repo):
         metadata = json.loads((bundle / "metadata.json").read_text())
         assert metadata["device"]["backend"] == "jax" and metadata["data_md5"]
     assert (repo / "metrics" / "rectangles" / "generated.png").is_file()
+    assert json.loads((repo / "metrics" / "echo" / "registered.json").read_text())["version"] == 1
+    changed = run(["git", "status", "--porcelain", "--untracked-files=all"], repo).stdout
+    for local in ("timings.json", "registered.json", "registry/", "data/", "models/"):
+        assert local not in changed, f"{local} would be committed:\n{changed}"
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "the build's tracked outputs, as the project commits them"], repo)
 
 
 def test_forced_repro_gives_identical_metrics(repo):
@@ -126,6 +149,39 @@ def test_forced_repro_gives_identical_metrics(repo):
     run(["dvc", "repro", "-f", *[f"{s}@{p}" for s in MODEL_STAGES for p in PROBLEM_NAMES]], repo)
     assert {n: (repo / "metrics" / n / "evaluation.json").read_text() for n in PROBLEM_NAMES} == before
     assert {n: (repo / "metrics" / n / "final.json").read_text() for n in PROBLEM_NAMES} == finals
+
+
+def test_rebuild_leaves_git_clean_and_a_second_repro_runs_nothing(repo):
+    """Tracked files are machine-independent: a rebuild (above, forced) changes none of them."""
+    assert run(["git", "status", "--porcelain", "--untracked-files=all"], repo).stdout == ""
+    shutil.rmtree(repo / "registry")  # another machine's registry: not part of the build
+    done = run(["dvc", "repro"], repo)
+    assert "Running stage" not in done.stdout and "Data and pipelines are up to date" in done.stdout
+    assert run(["git", "status", "--porcelain", "--untracked-files=all"], repo).stdout == ""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert not lock["register@echo"].get("outs")  # the registry's state is no build output
+    machine = [str(repo), str(repo.resolve()), socket.gethostname()]
+    tracked = run(["git", "ls-files"], repo).stdout.split()
+    outputs = [f"data/validated/{n}.json" for n in PROBLEM_NAMES] + [f"data/prepared/{n}/shapes.json" for n in PROBLEM_NAMES]
+    for path in [p for p in tracked if p.endswith((".json", ".csv", ".lock", ".yaml"))] + outputs:
+        text = (repo / path).read_text(encoding="utf-8")
+        assert not [m for m in machine if m in text], f"{path} names this machine"
+
+
+@pytest.mark.parametrize("module, stages", [
+    ("src/lstmops/problems/echo.py", ["evaluate@echo", "finalize@echo"]),
+    ("src/lstmops/modeling/training.py", ["evaluate@damped_sine", "finalize@damped_sine"]),
+])
+def test_editing_an_imported_module_marks_its_stages_changed(repo, module, stages):
+    path = repo / module
+    saved = path.read_bytes()
+    path.write_bytes(saved + b"\n# an edit\n")
+    try:
+        shown = json.loads(run(["dvc", "status", "--json", *stages], repo).stdout)
+    finally:
+        path.write_bytes(saved)
+    assert set(stages) <= set(shown), shown
+    assert "Data and pipelines are up to date" in run(["dvc", "status", *stages], repo).stdout
 
 
 def test_finalized_bundle_loads_and_predicts_like_the_metrics_say(repo):

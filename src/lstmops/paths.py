@@ -67,8 +67,34 @@ def models_dir(problem: str, root: Path | None = None) -> Path:
 
 
 def metrics_dir(problem: str, root: Path | None = None) -> Path:
-    """DVC metrics, plots data and diagnostic PNGs of one problem, kept in git."""
+    """DVC metrics, plots data and diagnostic PNGs of one problem, kept in git.
+
+    Beside them, two machine-local records that git ignores and DVC does not track:
+    :func:`timings_file` and :func:`registered_file`.
+    """
     return (root or repo_root()) / "metrics" / problem
+
+
+def evaluation_file(problem: str, root: Path | None = None) -> Path:
+    """The DVC metrics of the robust evaluation: headline numbers only (primary mean, std, CI;
+    secondary means; repeats), so `dvc metrics show` and `dvc exp show` stay narrow."""
+    return metrics_dir(problem, root) / "evaluation.json"
+
+
+def statistics_file(problem: str, root: Path | None = None) -> Path:
+    """Full statistics of the robust evaluation (every metric's n, mean, std, CI, min, max,
+    median; best epochs): a plain DVC output, not a metric."""
+    return metrics_dir(problem, root) / "statistics.json"
+
+
+def final_file(problem: str, root: Path | None = None) -> Path:
+    """DVC metrics of the finalized model on the untouched test split."""
+    return metrics_dir(problem, root) / "final.json"
+
+
+def timings_file(problem: str, root: Path | None = None) -> Path:
+    """Seconds and device per evaluation run: machine-dependent, so git-ignored and no DVC output."""
+    return metrics_dir(problem, root) / "timings.json"
 
 
 def dvc_lock(root: Path | None = None) -> Path:
@@ -91,7 +117,11 @@ def database_url(root: Path | None = None) -> str:
 
 
 def registered_file(problem: str, root: Path | None = None) -> Path:
-    """What the register stage did for one problem (version, champion), tracked by DVC."""
+    """What the register stage last did on this machine (version, champion).
+
+    The registry is machine-local state, so this record is git-ignored and no DVC output
+    (a fresh machine registers v1 where another is at v2); the registry itself is the truth.
+    """
     return metrics_dir(problem, root) / "registered.json"
 
 

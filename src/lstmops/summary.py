@@ -8,15 +8,18 @@ from lstmops import paths
 from lstmops.problems import PROBLEMS
 
 
+def _read(path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def _skill_line(problem: str) -> str:
-    evaluation = paths.metrics_dir(problem) / "evaluation.json"
-    if not evaluation.is_file():
+    data = _read(paths.statistics_file(problem))
+    if not data:
         return f"  {problem:<15} not evaluated yet"
-    data = json.loads(evaluation.read_text(encoding="utf-8"))
     name = data["primary_metric"]
     m = data["metrics"][name]
-    registered = paths.metrics_dir(problem) / "registered.json"
-    version = json.loads(registered.read_text(encoding="utf-8")) if registered.is_file() else {}
+    # What register did on this machine: a git-ignored record, not a build output.
+    version = _read(paths.registered_file(problem))
     return (f"  {problem:<15} {data['architecture']:<16} {name} {m['mean']:.4f} ± {m['std']:.4f} "
             f"over {m['n']} runs (min {m['min']:.4f}, max {m['max']:.4f})"
             + (f"; registered v{version.get('version')}" if version else ""))
@@ -29,7 +32,8 @@ def main() -> None:
     print(f"  raw tables        {root / 'data/raw'}/<problem>/*.parquet")
     print(f"  data contracts    {root / 'data/validated'}/<problem>.json, Data Docs {root / 'data/docs'}/<problem>/<split>/index.html")
     print(f"  prepared arrays   {root / 'data/prepared'}/<problem>/ (with preprocessing.json)")
-    print(f"  metrics, plots    {root / 'metrics'}/<problem>/ (`dvc metrics show`, *.png)")
+    print(f"  metrics, plots    {root / 'metrics'}/<problem>/ (`dvc metrics show`, statistics.json, *.png)")
+    print(f"  run times         {root / 'metrics'}/<problem>/timings.json (this machine's, not in git)")
     print(f"  finalized models  {root / 'models'}/<problem>/")
     print(f"  registry          {paths.registry_dir()} (`lstmops models list`)")
     print("Skill (mean ± std over repeated runs, each on fresh test data):")

@@ -104,14 +104,17 @@ class ValidationReport:
         return [r for r in self.results if not r.success]
 
     def to_dict(self) -> dict:
-        """A JSON-serialisable form of the report."""
+        """A JSON-serialisable form of the report.
+
+        Leaves out ``docs_index``: an absolute path differs per machine, and this dict is
+        written to a DVC output that later stages depend on.
+        """
         return {
             "suite": self.suite,
             "success": self.success,
             "n_rows": self.n_rows,
             "n_expectations": len(self.results),
             "n_failed": len(self.failures()),
-            "docs_index": self.docs_index,
             "results": [_jsonable(vars(r)) for r in self.results],
         }
 
