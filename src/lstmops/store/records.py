@@ -52,8 +52,17 @@ observations_table = Table(
     Column("recorded_at", DateTime, nullable=False),
     ForeignKeyConstraint(["problem", "prediction_id"], ["predictions.problem", "predictions.id"]),
 )
-
-
+shadow_table = Table(  # outputs of the previous model on served inputs: logged, never served (migration 0002)
+    "shadow_predictions", metadata,
+    Column("problem", String(64), primary_key=True),
+    Column("prediction_id", String(128), primary_key=True),
+    Column("model_version", Integer, primary_key=True, autoincrement=False),
+    Column("output", JSON, nullable=False),
+    Column("predicted_at", DateTime, nullable=False),
+    ForeignKeyConstraint(["problem", "prediction_id"], ["predictions.problem", "predictions.id"],
+                         name="fk_shadow_prediction"),
+    Index("ix_shadow_problem_time", "problem", "predicted_at"),
+)
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
