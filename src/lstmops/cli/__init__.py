@@ -1,10 +1,11 @@
 """``lstmops``: the command line of the registered models.
 
 Commands: ``problems``, ``sample``, ``predict``, ``observe``, ``skill``, ``models
-list|show|rollback``, and ``proposals list``, ``approve``, ``reject`` (:mod:`lstmops.cli.proposals`); ``--help`` on each, ``--json`` for scripts. Every failure the user
-can cause (an :class:`lstmops.errors.LstmopsError`, or a database that cannot be reached)
-prints one line, ``lstmops COMMAND: error: ...``, and exits with status 2; anything else
-is a bug and keeps its traceback (exit 1).
+list|show|rollback``, and ``proposals list``, ``approve``, ``reject`` (:mod:`lstmops.cli.proposals`);
+``--help`` on each, ``--json`` for scripts. Every failure the user can cause (an
+:class:`lstmops.errors.LstmopsError`, or a database that cannot be reached) prints one
+line, ``lstmops COMMAND: error: ...``, and exits with status 2; anything else is a bug
+and keeps its traceback (exit 1).
 Heavy libraries (Keras, JAX, pandas, scikit-learn) load inside the commands that need
 them, so ``lstmops --help`` answers at once.
 """

@@ -87,7 +87,8 @@ def evidence_summary(evidence: dict[str, Any]) -> str:
     if evidence.get("summary"):
         return str(evidence["summary"])
     metric = evidence.get("metric", "score")
-    cand, old, p = evidence.get("candidate"), evidence.get("deployed", evidence.get("champion")), evidence.get("p_better")
+    cand, p = evidence.get("candidate"), evidence.get("p_better")
+    old = evidence.get("deployed", evidence.get("champion"))
     winner, means = evidence.get("winner"), evidence.get("means") or {}
     if winner is not None and winner in means:
         cand, old = means[winner], means.get("deployed", old)
@@ -164,8 +165,9 @@ def propose(registry: Registry, problem: str, version: int, evidence: dict[str, 
     now, actor = utcnow(), actor or default_actor()
     with writing(registry.engine) as conn:
         lock_row(conn, problems_table, "problem", problem, {"revision": 0})
-        if conn.execute(select(versions_table.c.version).where((versions_table.c.problem == problem)
-                                                               & (versions_table.c.version == version))).first() is None:
+        known = select(versions_table.c.version).where((versions_table.c.problem == problem)
+                                                       & (versions_table.c.version == version))
+        if conn.execute(known).first() is None:
             raise NoModelError(f"{problem} has no version {version} to propose")
         champion = registry._aliases(conn, problem).get("champion")
         if expect_champion is not ... and expect_champion != champion:
