@@ -22,6 +22,7 @@ from lstmops.modeling.bundle import sha256
 from lstmops.registry.proposals import evidence_summary
 from lstmops.registry.versions import Registry, ledger_table
 from lstmops.store.records import Store
+from test_registry import _fresh_pg, pg_url  # noqa: F401 - the throw-away PostgreSQL server fixture
 from tiny_bundles import bundle_copy, repo_root_with_params, save_tiny_bundle
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -304,3 +305,40 @@ def test_a_shadow_model_that_fails_never_fails_serving(served, tmp_path, caplog)
     assert delivered == [batch] and batch.version == 2 and batch.shadow_version is None
     assert "shadow model v1 skipped" in batch.shadow_note and "served predictions are unaffected" in caplog.text
     assert store.counts("echo")["predictions"] == 3 and store.shadow_count("echo") == 0
+
+
+def test_the_same_life_cycle_and_race_on_postgresql(pg_url, tmp_path):  # noqa: F811 - the fixture
+    import threading
+    import time
+
+    from lstmops.registry import versions as registry_module
+
+    url = _fresh_pg(pg_url, "lstmops_proposals")
+    registry = Registry(url, tmp_path / "registry")
+    registry.register("echo", bundle_copy("echo", tmp_path / "v1"))
+    registry.register("echo", save_tiny_bundle("echo", tmp_path / "v2", seed=1))
+    registry.promote("echo", 1, reason="first")
+    made = _propose(registry)
+    results: dict[str, object] = {}
+
+    def approver(name: str) -> None:
+        try:
+            results[name] = Registry(url, registry.folder).approve("echo", made.id, name, "racing")
+        except RegistryError as err:
+            results[name] = err
+
+    registry_module.crash_hook = lambda step: time.sleep(0.5) if (
+        step == "champion-set" and threading.current_thread().name == "ann") else None
+    try:
+        threads = [threading.Thread(target=approver, args=(name,), name=name) for name in ("ann", "bob")]
+        threads[0].start()
+        time.sleep(0.1)
+        threads[1].start()
+        for t in threads:
+            t.join(60)
+    finally:
+        registry_module.crash_hook = None
+    assert results["ann"].proposal_id == made.id and "already promoted by ann" in str(results["bob"])
+    assert registry.aliases("echo") == {"champion": 2, "previous": 1} and len(registry.ledger("echo")) == 2
+    second = _propose(registry, 1, expires_at=utcnow() - timedelta(seconds=1))
+    assert [p.id for p in registry.expire_due()] == [second.id]
