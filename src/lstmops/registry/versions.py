@@ -19,6 +19,11 @@ registration removes. Alias changes and their ledger row commit together, or not
 all. Two promoters of the same problem are serialised by the lock; with
 ``expect_champion`` the second one (or a repeated request) fails cleanly instead of
 replacing a champion it never saw.
+
+Proposals (the update gate proposes, a person approves or rejects) are rows of the
+``proposals`` table defined here; their logic is in :mod:`lstmops.registry.proposals`,
+reached through the ``propose``/``approve``/``reject``/... methods below. A ledger row
+written by an approval names its proposal (``proposal_id``) and ``weights_only``.
 """
 
 from __future__ import annotations
