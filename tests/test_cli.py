@@ -56,7 +56,8 @@ def test_help_answers_without_heavy_imports():
 
 
 @pytest.mark.parametrize("command", [[], ["problems"], ["sample"], ["predict"], ["observe"], ["skill"],
-                                     ["models"], ["models", "list"], ["models", "show"], ["models", "rollback"]])
+                                     ["models"], ["models", "list"], ["models", "show"], ["models", "rollback"],
+                                     ["proposals"], ["proposals", "list"], ["approve"], ["reject"]])
 def test_every_command_has_help(command, env):
     result = run(env, *command, "--help")
     assert result.exit_code == 0 and "Usage: lstmops" in result.stdout
@@ -455,9 +456,9 @@ def test_rollback_takes_the_champion_the_caller_saw(tmp_path, monkeypatch):
 
 def test_each_command_help_imports_nothing_heavy():
     commands = [["sample"], ["predict"], ["observe"], ["skill"], ["problems"], ["models", "rollback"],
-                ["models", "show"], ["models", "list"]]
+                ["models", "show"], ["models", "list"], ["proposals", "list"], ["approve"], ["reject"]]
     code = ("import sys\nfrom lstmops import cli\nfor args in %r:\n    sys.argv = ['lstmops', *args, '--help']\n"
             "    try:\n        cli.main()\n    except SystemExit:\n        pass\n"
-            "print(sorted(m for m in %r if m in sys.modules))" % (commands, HEAVY + ("sqlalchemy",)))
+            "print(sorted(m for m in %r if m in sys.modules))" % (commands, HEAVY + ("sqlalchemy", "prefect")))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "--expect-champion" in out.stdout and out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

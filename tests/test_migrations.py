@@ -36,6 +36,31 @@ def _differences(url: str) -> list:
         return compare_metadata(MigrationContext.configure(conn), _models())
 
 
+def _revision_module(name: str):
+    """A revision script of the package (its file name starts with a digit: loaded by path)."""
+    import importlib.util
+
+    (path,) = (migrations.LOCATION / "versions").glob(f"{name}_*.py")
+    spec = importlib.util.spec_from_file_location(f"lstmops_revision_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _old_schema(engine, with_store: bool = True) -> None:
+    """The tables lstmops made with ``create_all`` before migrations existed: exactly revision 0001's."""
+    from sqlalchemy import Index, Table
+
+    revision, old = _revision_module("0001"), MetaData()
+    for name, columns in revision._tables().items():  # fresh Column objects on every call
+        if with_store or name not in ("predictions", "observations"):
+            table = Table(name, old, *columns)
+            if name in revision.INDEXES:
+                index, fields = revision.INDEXES[name]
+                Index(index, *[table.c[f] for f in fields])
+    old.create_all(engine)
+
+
 def _revision(url: str) -> str | None:
     with engine_for(url).connect() as conn:
         return database._revision(conn)
@@ -67,10 +92,8 @@ def test_opening_a_database_at_head_runs_no_migration(tmp_path, monkeypatch):
 def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(tmp_path, request, made_by):
     url = (_fresh_pg(request.getfixturevalue("pg_url"), "lstmops_old") if made_by == "postgresql"
            else f"sqlite:///{tmp_path / 'old.db'}")
-    old = create_engine(url)  # the old code: metadata.create_all, no alembic_version
-    registry_metadata.create_all(old)
-    if made_by != "registry-only":
-        store_metadata.create_all(old)
+    old = create_engine(url)  # the old code: metadata.create_all of the 0001 tables, no alembic_version
+    _old_schema(old, with_store=made_by != "registry-only")
     when = datetime(2026, 1, 2, 3, 4)
     with old.begin() as conn:
         conn.execute(text("INSERT INTO registry_problems VALUES ('echo', 3)"))
@@ -85,14 +108,45 @@ def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(tmp_pat
     assert (mv.version, mv.folder, mv.registered_at) == (1, tmp_path / "registry" / "echo" / "v1", when)
     counts = Store(url).counts("echo")
     assert counts == {"predictions": 0 if made_by == "registry-only" else 1, "observations": 0}
+    assert reg.proposals("echo") == []  # 0002's tables exist, empty
 
 
-_REVISION_0002 = '''"""Add a note to each registry setting."""
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_at_0001_upgrades_to_proposals_keeping_its_ledger(tmp_path, request, backend):
+    url = (_fresh_pg(request.getfixturevalue("pg_url"), "lstmops_0001") if backend == "postgresql"
+           else f"sqlite:///{tmp_path / 'v1.db'}")
+    old = create_engine(url)
+    _old_schema(old)
+    when = datetime(2026, 1, 2, 3, 4)
+    with old.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('0001')"))
+        conn.execute(text("INSERT INTO registry_problems VALUES ('echo', 1)"))
+        for v in (1, 2):
+            conn.execute(text("INSERT INTO model_versions (problem, version, folder, checksums, meta, registered_at) "
+                              "VALUES ('echo', :v, :f, '{}', '{}', :t)"), {"v": v, "f": f"echo/v{v}", "t": when})
+        conn.execute(text("INSERT INTO model_aliases VALUES ('echo', 'champion', 1, :t)"), {"t": when})
+        conn.execute(text("INSERT INTO promotions (problem, action, champion, actor, reason, evidence, revision, at) "
+                          "VALUES ('echo', 'initial', 1, 'ann', 'first', 'r.html', 1, :t)"), {"t": when})
+        conn.execute(text("INSERT INTO predictions VALUES ('echo', 'a', 1, '1', '2', :t)"), {"t": when})
+    old.dispose()
+    reg = Registry(url, tmp_path / "registry")
+    assert _revision(url) == "0002" and _differences(url) == []
+    (entry,) = reg.ledger("echo")
+    assert (entry.actor, entry.reason, entry.evidence, entry.at, entry.proposal_id, entry.weights_only) == (
+        "ann", "first", "r.html", when, None, None)
+    assert Store(url).counts("echo") == {"predictions": 1, "observations": 0}
+    made = reg.propose("echo", 2, {"summary": "better"}, None, weights_only=True, arm="a",
+                       expires_at=datetime(2099, 1, 1), actor="gate")
+    assert made.status == "pending" and made.expected_champion == 1
+
+
+_REVISION_NEXT = '''"""Add a note to each registry setting."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "next"
+down_revision = "%s"
 branch_labels = None
 depends_on = None
 
@@ -116,9 +170,9 @@ def test_a_new_revision_upgrades_an_existing_database(tmp_path):
         conn.execute(text("INSERT INTO registry_settings VALUES ('colour', 'blue')"))
     scripts = tmp_path / "scripts"
     shutil.copytree(migrations.LOCATION, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_note.py").write_text(_REVISION_0002)
+    (scripts / "versions" / "next_note.py").write_text(_REVISION_NEXT % migrations.HEAD)
     migrate(reg.engine, scripts)
-    assert _revision(url) == "0002"
+    assert _revision(url) == "next"
     with engine_for(url).connect() as conn:
         assert conn.execute(text("SELECT value, note FROM registry_settings WHERE key = 'colour'")).one() == (
             "blue", "migrated")

@@ -84,7 +84,7 @@ def test_skill_per_day_week_and_month_per_model_version(store):
     assert [(r["period"], r["n"]) for r in store.skill("echo", "week", by="observed")] == [
         ("2027-02-01", 5), ("2027-02-01", 1)]
     assert store.skill("echo", "day", since=datetime(2027, 1, 6)) == [
-        {"period": "2027-01-11", "model_version": 1, "n": 1, "accuracy": 0.0}]
+        {"period": "2027-01-11", "model_version": 1, "role": "served", "n": 1, "accuracy": 0.0}]
     assert store.skill("addition") == []
     with pytest.raises(StoreError, match="interval must be one of"):
         store.skill("echo", "hour")

@@ -55,6 +55,10 @@ class PromotionConflict(RegistryError):
     """The champion changed since the caller looked: nothing was changed."""
 
 
+class ProposalError(RegistryError):
+    """A proposal cannot be decided: unknown, already decided, expired, or no reason given."""
+
+
 class StoreError(LstmopsError, ValueError):
     """A prediction/observation store request cannot be met."""
 

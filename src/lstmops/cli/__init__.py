@@ -1,10 +1,11 @@
 """``lstmops``: the command line of the registered models.
 
-Commands: ``problems``, ``sample``, ``predict``, ``observe``, ``skill`` and ``models
-list|show|rollback``; ``--help`` on each, ``--json`` for scripts. Every failure the user
-can cause (an :class:`lstmops.errors.LstmopsError`, or a database that cannot be reached)
-prints one line, ``lstmops COMMAND: error: ...``, and exits with status 2; anything else
-is a bug and keeps its traceback (exit 1).
+Commands: ``problems``, ``sample``, ``predict``, ``observe``, ``skill``, ``models
+list|show|rollback``, and ``proposals list``, ``approve``, ``reject`` (:mod:`lstmops.cli.proposals`);
+``--help`` on each, ``--json`` for scripts. Every failure the user can cause (an
+:class:`lstmops.errors.LstmopsError`, or a database that cannot be reached) prints one
+line, ``lstmops COMMAND: error: ...``, and exits with status 2; anything else is a bug
+and keeps its traceback (exit 1).
 Heavy libraries (Keras, JAX, pandas, scikit-learn) load inside the commands that need
 them, so ``lstmops --help`` answers at once.
 """
@@ -216,6 +217,10 @@ def predict(
     seed: Annotated[Optional[int], typer.Option(help="rectangles: random seed of the drawing.")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="Input format: csv or jsonl "
                                                "(default: from the file name or content).")] = None,
+    shadow: Annotated[Optional[bool], typer.Option(
+        "--shadow/--no-shadow", help="Also run the previous model in shadow, logged only (default: for "
+                                     "monitoring.shadow_days after the champion changed).", show_default=False)]
+    = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Predict from raw rows with a registered model; log each prediction and its model version once delivered.
@@ -237,9 +242,24 @@ def predict(
         if table is not None and n is not None:
             raise InputError("give either --input or --n, not both")
         batch = run(problem, table, registry, store, model, n, seed,
-                    deliver=lambda done: _write_predictions(done, output, json_out))
+                    deliver=lambda done: _write_predictions(done, output, json_out), shadow=shadow,
+                    shadow_days=_shadow_days() if shadow is None else None)
         note = f"{problem}: {len(batch.ids)} prediction(s) by model v{batch.version}, logged"
         typer.echo(note + (f", written to {output}" if output else ""), err=True)
+        if batch.shadow_version is not None:
+            typer.echo(f"{problem}: shadow: model v{batch.shadow_version} predicted the same rows (logged, "
+                       "not served)", err=True)  # a skipped shadow model is logged as a warning
+
+
+def _shadow_days() -> int:
+    """``monitoring.shadow_days`` from params.yaml; its default when params.yaml cannot be read (predict needs none)."""
+    from lstmops import paths
+    from lstmops.config import MonitoringSettings, load_settings
+
+    try:
+        return load_settings(paths.params_file()).monitoring.shadow_days
+    except (LstmopsError, OSError):
+        return MonitoringSettings().shadow_days
 
 
 def _write_predictions(batch: Any, output: Path | None, json_out: bool) -> None:
@@ -408,6 +428,9 @@ def _version_number(text: str) -> int:
     if not digits.isdigit():
         raise InputError(f"--expect-champion {text!r} is not a version (e.g. v3 or 3)")
     return int(digits)
+
+
+from lstmops.cli import proposals as _proposals  # noqa: E402,F401 - registers its commands on ``app``
 
 
 def main() -> None:

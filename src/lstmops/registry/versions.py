@@ -19,6 +19,11 @@ registration removes. Alias changes and their ledger row commit together, or not
 all. Two promoters of the same problem are serialised by the lock; with
 ``expect_champion`` the second one (or a repeated request) fails cleanly instead of
 replacing a champion it never saw.
+
+Proposals (the update gate proposes, a person approves or rejects) are rows of the
+``proposals`` table defined here; their logic is in :mod:`lstmops.registry.proposals`,
+reached through the ``propose``/``approve``/``reject``/... methods below. A ledger row
+written by an approval names its proposal (``proposal_id``) and ``weights_only``.
 """
 
 from __future__ import annotations
@@ -36,8 +41,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (JSON, Column, DateTime, ForeignKey, ForeignKeyConstraint, Integer, MetaData, String, Table,
-                        Text, select, update)
+from sqlalchemy import (JSON, Boolean, Column, DateTime, ForeignKey, ForeignKeyConstraint, Index, Integer, MetaData,
+                        String, Table, Text, select, update)
 from sqlalchemy.engine import Connection
 
 from lstmops import paths
@@ -79,6 +84,29 @@ aliases_table = Table(
     Column("updated_at", DateTime, nullable=False),
     ForeignKeyConstraint(["problem", "version"], ["model_versions.problem", "model_versions.version"]),
 )
+PROPOSAL_STATUSES = ("pending", "approved", "promoted", "rejected", "expired", "superseded")
+proposals_table = Table(  # the logic is in lstmops.registry.proposals
+    "proposals", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("problem", String(64), nullable=False),
+    Column("candidate_version", Integer, nullable=False),
+    Column("expected_champion", Integer),           # the champion when proposed (None: none yet)
+    Column("status", String(16), nullable=False),
+    Column("weights_only", Boolean, nullable=False),
+    Column("arm", String(64)),
+    Column("evidence", JSON, nullable=False),       # the gate's statistics
+    Column("report_path", Text),
+    Column("flow_run_id", String(64)),              # the paused Prefect run waiting for the decision
+    Column("proposed_by", String(255), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("decided_by", String(255)),
+    Column("decided_at", DateTime),
+    Column("reason", Text),
+    ForeignKeyConstraint(["problem", "candidate_version"], ["model_versions.problem", "model_versions.version"],
+                         name="fk_proposals_version"),
+    Index("ix_proposals_problem_status", "problem", "status"),
+)
 ledger_table = Table(
     "promotions", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -92,6 +120,9 @@ ledger_table = Table(
     Column("evidence", Text),
     Column("revision", Integer, nullable=False),
     Column("at", DateTime, nullable=False),
+    # set when an approved proposal made this change (migration 0002)
+    Column("proposal_id", Integer, ForeignKey("proposals.id", name="fk_promotions_proposal")),
+    Column("weights_only", Boolean),
 )
 
 # Fault injection for tests: called with the name of each step of a registration or
@@ -152,6 +183,8 @@ class Promotion:
     evidence: str | None
     revision: int
     at: datetime
+    proposal_id: int | None = None
+    weights_only: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -179,6 +212,18 @@ def parse_ref(ref: str | int | None) -> str | int:
     if re.fullmatch(r"v?\d+", text):
         return int(text.lstrip("v"))
     raise RegistryError(f"model {ref!r} is neither champion, previous, latest nor a version number")
+
+
+def promotion_of(problem: str, version: int) -> Callable[[dict[str, int], set[int]], tuple[int, int | None]]:
+    """The alias change of promoting ``version``: it becomes champion, the old champion previous."""
+    def pick(aliases: dict[str, int], known: set[int]) -> tuple[int, int | None]:
+        if version not in known:
+            raise NoModelError(f"{problem} has no version {version}")
+        if aliases.get("champion") == version:
+            raise RegistryError(f"{problem} v{version} is already the champion")
+        return version, aliases.get("champion")
+
+    return pick
 
 
 class Registry:
@@ -370,33 +415,43 @@ class Registry:
     def _change(self, problem: str, action: str, pick: Callable[[dict[str, int], set[int]], tuple[int, int | None]],
                 actor: str | None, reason: str, evidence: str | None, expect_champion: Any) -> Promotion:
         """Set champion and previous as ``pick`` decides, with a ledger row, in one transaction."""
+        with writing(self.engine) as conn:
+            row_id = self._apply_change(conn, problem, action, pick, actor, reason, evidence, expect_champion)
+        return self.ledger_entry(row_id)
+
+    def _apply_change(self, conn: Connection, problem: str, action: str,
+                      pick: Callable[[dict[str, int], set[int]], tuple[int, int | None]], actor: str | None,
+                      reason: str, evidence: str | None, expect_champion: Any, **extra: Any) -> int:
+        """The body of :meth:`_change` inside the caller's write transaction; returns the ledger row id.
+
+        ``extra`` fills the ledger's optional columns (``proposal_id``, ``weights_only``).
+        """
         if not reason or not reason.strip():
             raise RegistryError(f"{problem}: a {action} needs a reason for the ledger")
-        with writing(self.engine) as conn:
-            state = lock_row(conn, problems_table, "problem", problem, {"revision": 0})
-            aliases = self._aliases(conn, problem)
-            known = set(conn.execute(select(versions_table.c.version)
-                                     .where(versions_table.c.problem == problem)).scalars())
-            old = aliases.get("champion")
-            if action == "promote" and old is None:
-                action = "initial"
-            if expect_champion is not _ANY and old != expect_champion:
-                seen = "none" if old is None else f"v{old}"
-                wanted = "none" if expect_champion is None else f"v{expect_champion}"
-                raise PromotionConflict(f"{problem}: the champion is {seen}, not {wanted} as expected "
-                                        "(someone changed it meanwhile); nothing was changed")
-            champion, previous = pick(aliases, known)
-            now, revision = utcnow(), state.revision + 1
-            self._set_alias(conn, problem, "champion", champion, now)
-            _checkpoint("champion-set")
-            self._set_alias(conn, problem, "previous", previous, now)
-            conn.execute(update(problems_table).where(problems_table.c.problem == problem).values(revision=revision))
-            result = conn.execute(ledger_table.insert().values(
-                problem=problem, action=action, champion=champion, replaced=old, previous=previous,
-                actor=actor or default_actor(), reason=reason.strip(), evidence=evidence, revision=revision, at=now))
-            _checkpoint("ledger-written")
-            row_id = result.inserted_primary_key[0]
-        return self.ledger_entry(row_id)
+        state = lock_row(conn, problems_table, "problem", problem, {"revision": 0})
+        aliases = self._aliases(conn, problem)
+        known = set(conn.execute(select(versions_table.c.version)
+                                 .where(versions_table.c.problem == problem)).scalars())
+        old = aliases.get("champion")
+        if action == "promote" and old is None:
+            action = "initial"
+        if expect_champion is not _ANY and old != expect_champion:
+            seen = "none" if old is None else f"v{old}"
+            wanted = "none" if expect_champion is None else f"v{expect_champion}"
+            raise PromotionConflict(f"{problem}: the champion is {seen}, not {wanted} as expected "
+                                    "(someone changed it meanwhile); nothing was changed")
+        champion, previous = pick(aliases, known)
+        now, revision = utcnow(), state.revision + 1
+        self._set_alias(conn, problem, "champion", champion, now)
+        _checkpoint("champion-set")
+        self._set_alias(conn, problem, "previous", previous, now)
+        conn.execute(update(problems_table).where(problems_table.c.problem == problem).values(revision=revision))
+        result = conn.execute(ledger_table.insert().values(
+            problem=problem, action=action, champion=champion, replaced=old, previous=previous,
+            actor=actor or default_actor(), reason=reason.strip(), evidence=evidence, revision=revision, at=now,
+            **extra))
+        _checkpoint("ledger-written")
+        return result.inserted_primary_key[0]
 
     def ledger_entry(self, row_id: int) -> Promotion:
         """One ledger row by its id."""
@@ -413,14 +468,48 @@ class Registry:
                 champion yet); if it changed meanwhile, :class:`PromotionConflict` is raised
                 and nothing changes. Left out, concurrent promotions simply serialise.
         """
-        def pick(aliases: dict[str, int], known: set[int]) -> tuple[int, int | None]:
-            if version not in known:
-                raise NoModelError(f"{problem} has no version {version}")
-            if aliases.get("champion") == version:
-                raise RegistryError(f"{problem} v{version} is already the champion")
-            return version, aliases.get("champion")
+        return self._change(problem, "promote", promotion_of(problem, version), actor, reason, evidence,
+                            expect_champion)
 
-        return self._change(problem, "promote", pick, actor, reason, evidence, expect_champion)
+    # --- proposals (lstmops.registry.proposals: the gate proposes, a person decides) -------------
+
+    def propose(self, problem: str, version: int, evidence: dict[str, Any], report_path: str | None,
+                weights_only: bool, arm: str | None, expires_at: datetime, flow_run_id: str | None = None,
+                actor: str | None = None, expect_champion: Any = ...) -> Any:
+        """Propose ``version`` for promotion (:func:`lstmops.registry.proposals.propose`)."""
+        from lstmops.registry import proposals
+        return proposals.propose(self, problem, version, evidence, report_path, weights_only, arm, expires_at,
+                                 flow_run_id, actor, expect_champion)
+
+    def proposals(self, problem: str | None = None, status: str | None = None) -> list[Any]:
+        """Proposals, newest first (:func:`lstmops.registry.proposals.proposals`)."""
+        from lstmops.registry import proposals
+        return proposals.proposals(self, problem, status)
+
+    def proposal(self, problem: str, proposal_id: int) -> Any:
+        """One proposal (:func:`lstmops.registry.proposals.proposal`)."""
+        from lstmops.registry import proposals
+        return proposals.proposal(self, problem, proposal_id)
+
+    def approve(self, problem: str, proposal_id: int, actor: str | None, reason: str) -> Promotion:
+        """Approve and promote a pending proposal (:func:`lstmops.registry.proposals.approve`)."""
+        from lstmops.registry import proposals
+        return proposals.approve(self, problem, proposal_id, actor, reason)
+
+    def reject(self, problem: str, proposal_id: int, actor: str | None, reason: str) -> Any:
+        """Reject a pending proposal (:func:`lstmops.registry.proposals.reject`)."""
+        from lstmops.registry import proposals
+        return proposals.reject(self, problem, proposal_id, actor, reason)
+
+    def expire_due(self, now: datetime | None = None) -> list[Any]:
+        """Expire overdue pending proposals (:func:`lstmops.registry.proposals.expire_due`)."""
+        from lstmops.registry import proposals
+        return proposals.expire_due(self, now)
+
+    def attach_flow_run(self, proposal_id: int, flow_run_id: str) -> Any:
+        """Record the paused flow run waiting on a proposal (:func:`lstmops.registry.proposals.attach_flow_run`)."""
+        from lstmops.registry import proposals
+        return proposals.attach_flow_run(self, proposal_id, flow_run_id)
 
     def rollback(self, problem: str, reason: str, actor: str | None = None, evidence: str | None = None,
                  expect_champion: Any = _ANY) -> Promotion:

@@ -6,20 +6,28 @@ of a second and nothing is logged for it. The model is rebuilt from its JSON in 
 safe mode (no Python code from files, no pickle). Predictions are logged only after they
 were delivered (``deliver``), so a failed delivery leaves nothing logged and can be retried
 with the same ids.
+
+Shadow: for ``monitoring.shadow_days`` after the champion changed (a promotion or a
+rollback), the ``previous`` model also predicts the same inputs, after the served
+predictions were delivered and logged; its outputs are logged as shadow predictions
+(never served) so the store scores champion and previous side by side. A shadow model
+that cannot load, refuses the inputs or fails in any way is skipped with a warning: it
+never fails or holds up what was served.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from lstmops.errors import DataError
+from lstmops.errors import DataError, LstmopsError
 from lstmops.modeling import bundle
 from lstmops.modeling.bundle import PREPROCESSING
 from lstmops.serving.inputs import reworded, validate_inputs, validate_targets, version_params
@@ -28,6 +36,7 @@ from lstmops.registry.versions import ModelVersion, Registry
 from lstmops.problems import get_problem, is_generative, problem_names
 from lstmops.store.records import Store
 
+log = logging.getLogger(__name__)
 CHUNK_ROWS = 4096        # most rows per model call; smaller inputs are padded to a power of two
 MIN_BATCH = 32
 
@@ -166,6 +175,8 @@ class PredictionBatch:
     ids: list[str]
     inputs: list[dict[str, Any]]
     outputs: list[Any]
+    shadow_version: int | None = None   # the model that predicted the same inputs in shadow (logged only)
+    shadow_note: str | None = None      # why a due shadow prediction was skipped
 
     def texts(self) -> list[str]:
         """One readable line per prediction, e.g. ``10+2+7 → 19``."""
@@ -176,8 +187,8 @@ class PredictionBatch:
 
 def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store: Store | None,
             ref: str | int | None = "champion", n: int | None = None, seed: int | None = None,
-            deliver: Callable[[PredictionBatch], None] | None = None,
-            at: datetime | None = None) -> PredictionBatch:
+            deliver: Callable[[PredictionBatch], None] | None = None, shadow: bool | None = None,
+            shadow_days: int | None = None, at: datetime | None = None) -> PredictionBatch:
     """Check raw rows, predict with the registered model ``ref``, deliver, then log every prediction.
 
     Args:
@@ -187,6 +198,8 @@ def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store:
         seed: randomness of drawn outputs (generative problems only).
         deliver: hands the batch to its user (writes the output) before anything is logged;
             if it raises, nothing is logged and the same ids can be predicted again.
+        shadow: run the ``previous`` model in shadow (True), or not (False); None decides
+            by :func:`shadow_version` with ``shadow_days`` (None: no shadow).
         at: the time the predictions are logged at (naive UTC); None = now. The update
             flow's collect step replays a dated batch as that day's traffic.
 
@@ -218,7 +231,52 @@ def predict(problem: str, table: pd.DataFrame | None, registry: Registry, store:
         deliver(batch)
     if store is not None:
         store.log_predictions(problem, batch.version, ids, inputs, outputs, at=at)
+        _shadow(batch, table, shown, registry, store, shadow, shadow_days, seed, at)
     return batch
+
+
+def shadow_version(registry: Registry, problem: str, served: int, shadow_days: int | None,
+                   now: datetime | None = None) -> int | None:
+    """The ``previous`` version, when ``served`` is the champion and it became so under ``shadow_days`` ago."""
+    from lstmops.database import utcnow
+
+    aliases = registry.aliases(problem)
+    previous = aliases.get("previous")
+    if not shadow_days or previous is None or aliases.get("champion") != served:
+        return None
+    last = registry.ledger(problem, limit=1)
+    if not last or (now or utcnow()) - last[0].at > timedelta(days=shadow_days):
+        return None
+    return previous
+
+
+def _shadow(batch: PredictionBatch, table: pd.DataFrame, shown: Sequence[str] | None, registry: Registry,
+            store: Store, shadow: bool | None, shadow_days: int | None, seed: int | None,
+            at: datetime | None = None) -> None:
+    """Predict the served inputs with the shadow model and log its outputs; any failure is only a warning."""
+    problem, version = batch.problem, None
+    try:
+        if shadow is None:
+            version = shadow_version(registry, problem, batch.version, shadow_days, now=at)
+        elif shadow:
+            previous = registry.aliases(problem).get("previous")
+            version = previous if previous != batch.version else None
+        if version is None:
+            return
+        other = open_version(registry, problem, version)
+        if is_generative(problem):
+            outputs = draw(other, len(batch.ids), seed)
+        else:
+            typed = validate_inputs(problem, other.preparer.params, table, shown)
+            outputs = predict_typed(problem, other, _prepared(problem, other, typed, shown))
+        store.log_shadow(problem, version, batch.ids, outputs, at=at)
+        batch.shadow_version = version
+    except Exception as err:  # noqa: BLE001 - the served predictions are delivered and logged: never fail them
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        batch.shadow_note = (f"shadow model {'' if version is None else f'v{version} '}skipped "
+                             f"({type(err).__name__}: {detail}); the served predictions are unaffected")
+        # a user-fixable cause is one line; anything else is a bug and keeps its traceback in the log
+        log.warning("%s: %s", problem, batch.shadow_note, exc_info=not isinstance(err, LstmopsError))
 
 
 def observe(problem: str, table: pd.DataFrame, registry: Registry, store: Store, replace: bool = False) -> int:

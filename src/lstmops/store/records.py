@@ -4,7 +4,10 @@ Every prediction is stored with its problem, caller-visible id, model version, r
 input, decoded output and time; an observation is the true outcome of one earlier
 prediction (the problem's target columns) and when it was observed. Skill per interval
 joins the two and applies the problem's own ``score`` to each interval's rows, per
-model version, so a champion and the previous model can be watched side by side.
+model version, so a champion and the previous model can be watched side by side. After
+a promotion the previous model also predicts the served inputs in *shadow*: its outputs
+are logged (``shadow_predictions``), never served, and scored against the same
+observations with ``role`` ``shadow``.
 A generative problem (its module's ``GENERATIVE``, e.g. rectangles) has no true
 outcome: its drawings are scored by themselves (the module's ``score_outputs``).
 
@@ -52,8 +55,17 @@ observations_table = Table(
     Column("recorded_at", DateTime, nullable=False),
     ForeignKeyConstraint(["problem", "prediction_id"], ["predictions.problem", "predictions.id"]),
 )
-
-
+shadow_table = Table(  # outputs of the previous model on served inputs: logged, never served (migration 0002)
+    "shadow_predictions", metadata,
+    Column("problem", String(64), primary_key=True),
+    Column("prediction_id", String(128), primary_key=True),
+    Column("model_version", Integer, primary_key=True, autoincrement=False),
+    Column("output", JSON, nullable=False),
+    Column("predicted_at", DateTime, nullable=False),
+    ForeignKeyConstraint(["problem", "prediction_id"], ["predictions.problem", "predictions.id"],
+                         name="fk_shadow_prediction"),
+    Index("ix_shadow_problem_time", "problem", "predicted_at"),
+)
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -143,6 +155,23 @@ class Store:
                              "nothing was logged") from None
         return len(rows)
 
+    def log_shadow(self, problem: str, model_version: int, ids: Sequence[str], outputs: Sequence[Any],
+                   at: datetime | None = None) -> int:
+        """Store what a shadow model (not served) predicted for served predictions ``ids``; returns the count."""
+        if len(ids) != len(outputs):
+            raise StoreError(f"{problem}: {len(ids)} ids and {len(outputs)} shadow outputs differ")
+        when = at or utcnow()
+        rows = [{"problem": problem, "prediction_id": i, "model_version": int(model_version), "output": y,
+                 "predicted_at": when} for i, y in zip(ids, outputs)]
+        try:
+            with writing(self.engine) as conn:
+                if rows:
+                    conn.execute(shadow_table.insert(), rows)
+        except IntegrityError:
+            raise StoreError(f"{problem}: shadow outputs of v{model_version} name an unknown prediction or one "
+                             "already shadowed; nothing was logged") from None
+        return len(rows)
+
     def record_observations(self, problem: str, ids: Sequence[str], targets: Sequence[dict[str, Any]],
                             observed_at: Sequence[datetime | None] | None = None, replace: bool = False) -> int:
         """Store the true outcomes of earlier predictions in one transaction (all or none)."""
@@ -167,29 +196,52 @@ class Store:
         return len(rows)
 
     def joined(self, problem: str, model_version: int | None = None, since: datetime | None = None,
-               until: datetime | None = None, observed_only: bool = True) -> list[dict[str, Any]]:
-        """Predictions with their observations (inner join unless ``observed_only`` is False), oldest first."""
-        p, o = predictions_table, observations_table
+               until: datetime | None = None, observed_only: bool = True,
+               shadow: bool = False) -> list[dict[str, Any]]:
+        """Predictions with their observations (inner join unless ``observed_only`` is False), oldest first.
+
+        With ``shadow``, the shadow models' outputs for the same predictions are rows too,
+        each with ``role`` ``shadow`` (served rows: ``served``), joined with the same observations.
+        """
+        p, o, s = predictions_table, observations_table, shadow_table
         join = p.join(o, (o.c.problem == p.c.problem) & (o.c.prediction_id == p.c.id), isouter=not observed_only)
         query = (select(p.c.id, p.c.model_version, p.c.input, p.c.output, p.c.predicted_at, o.c.target,
                         o.c.observed_at).select_from(join).where(p.c.problem == problem)
                  .order_by(p.c.predicted_at, p.c.id))
-        if model_version is not None:
-            query = query.where(p.c.model_version == model_version)
-        if since is not None:
-            query = query.where(p.c.predicted_at >= since)
-        if until is not None:
-            query = query.where(p.c.predicted_at < until)
+        queries = [("served", query, p)]
+        if shadow:
+            shadows = (select(s.c.prediction_id.label("id"), s.c.model_version, p.c.input, s.c.output,
+                              s.c.predicted_at, o.c.target, o.c.observed_at)
+                       .select_from(s.join(p, (p.c.problem == s.c.problem) & (p.c.id == s.c.prediction_id))
+                                    .join(o, (o.c.problem == s.c.problem) & (o.c.prediction_id == s.c.prediction_id),
+                                          isouter=not observed_only))
+                       .where(s.c.problem == problem).order_by(s.c.predicted_at, s.c.prediction_id))
+            queries.append(("shadow", shadows, s))
+        out: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
-            return [row._asdict() for row in conn.execute(query)]
+            for role, q, table in queries:
+                if model_version is not None:
+                    q = q.where(table.c.model_version == model_version)
+                if since is not None:
+                    q = q.where(table.c.predicted_at >= since)
+                if until is not None:
+                    q = q.where(table.c.predicted_at < until)
+                out += [row._asdict() | ({"role": role} if shadow else {}) for row in conn.execute(q)]
+        return sorted(out, key=lambda r: (r["predicted_at"], r["id"])) if shadow else out
 
     def skill(self, problem: str, interval: str = "day", model_version: int | None = None,
-              since: datetime | None = None, until: datetime | None = None, by: str = "predicted") -> list[dict]:
-        """Skill per interval and model version: ``period``, ``model_version``, ``n`` and the problem's metrics.
+              since: datetime | None = None, until: datetime | None = None, by: str = "predicted",
+              shadow: bool = True) -> list[dict]:
+        """Skill per interval, model version and role: ``period``, ``model_version``, ``role``, ``n``, metrics.
+
+        ``role`` is ``served`` for the predictions users got, ``shadow`` for a model's
+        outputs on the same inputs that were only logged (the previous model after a
+        promotion), so champion and previous are scored side by side on the same rows.
 
         Args:
             interval: ``day``, ``week`` (from Monday) or ``month``.
             by: bucket by when the prediction was made (``predicted``) or observed (``observed``).
+            shadow: include shadow predictions.
         """
         import pandas as pd
 
@@ -198,18 +250,20 @@ class Store:
         if by not in ("predicted", "observed"):
             raise StoreError(f"'by' must be 'predicted' or 'observed', not {by!r}")
         generative = is_generative(problem)
-        rows = self.joined(problem, model_version, since, until, observed_only=not generative)
+        rows = self.joined(problem, model_version, since, until, observed_only=not generative, shadow=True)
+        if not shadow:
+            rows = [r for r in rows if r["role"] == "served"]
         if not rows:
             return []
         frame = pd.DataFrame(rows)
         when = "predicted_at" if by == "predicted" or generative else "observed_at"
         frame["period"] = _period_start(pd.to_datetime(frame[when]), interval)
         out = []
-        for (period, version), group in frame.groupby(["period", "model_version"], sort=True):
+        for (period, version, role), group in frame.groupby(["period", "model_version", "role"], sort=True):
             targets = None if generative else group["target"].tolist()
             metrics = score_outputs(problem, group["output"].tolist(), targets)
-            out.append({"period": period.date().isoformat(), "model_version": int(version), "n": len(group),
-                        **metrics})
+            out.append({"period": period.date().isoformat(), "model_version": int(version), "role": role,
+                        "n": len(group), **metrics})
         return out
 
     def counts(self, problem: str) -> dict[str, int]:
@@ -222,3 +276,13 @@ class Store:
             n_obs = conn.execute(select(func.count()).select_from(observations_table)
                                  .where(observations_table.c.problem == problem)).scalar_one()
         return {"predictions": int(n_pred), "observations": int(n_obs)}
+
+    def shadow_count(self, problem: str, model_version: int | None = None) -> int:
+        """How many shadow predictions ``problem`` has (of ``model_version``, when given)."""
+        from sqlalchemy import func
+
+        query = select(func.count()).select_from(shadow_table).where(shadow_table.c.problem == problem)
+        if model_version is not None:
+            query = query.where(shadow_table.c.model_version == model_version)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
