@@ -17,13 +17,15 @@ from lstmops.registry.versions import Registry
 from lstmops.registry.versions import metadata as registry_metadata
 from lstmops.store.records import Store
 from lstmops.store.records import metadata as store_metadata
+from lstmops.update.lock import metadata as lock_metadata
 from test_registry import _fresh_pg, pg_url  # noqa: F401 - the throw-away PostgreSQL server fixture
 
 
 def _models() -> MetaData:
-    """The registry's and the store's tables in one MetaData, as the whole database should be."""
+    """The registry's, the store's and the update lock's tables in one MetaData, as the whole database should be."""
     combined = MetaData()
-    for table in (*registry_metadata.tables.values(), *store_metadata.tables.values()):
+    for table in (*registry_metadata.tables.values(), *store_metadata.tables.values(),
+                  *lock_metadata.tables.values()):
         table.to_metadata(combined)
     return combined
 
@@ -131,7 +133,7 @@ def test_a_database_at_0001_upgrades_to_proposals_keeping_its_ledger(tmp_path, r
         conn.execute(text("INSERT INTO predictions VALUES ('echo', 'a', 1, '1', '2', :t)"), {"t": when})
     old.dispose()
     reg = Registry(url, tmp_path / "registry")
-    assert _revision(url) == "0002" and _differences(url) == []
+    assert _revision(url) == migrations.HEAD and _differences(url) == []
     (entry,) = reg.ledger("echo")
     assert (entry.actor, entry.reason, entry.evidence, entry.at, entry.proposal_id, entry.weights_only) == (
         "ann", "first", "r.html", when, None, None)

@@ -11,8 +11,9 @@ from alembic import context
 
 from lstmops.registry.versions import metadata as registry_metadata
 from lstmops.store.records import metadata as store_metadata
+from lstmops.update.lock import metadata as lock_metadata
 
-target_metadata = [registry_metadata, store_metadata]
+target_metadata = [registry_metadata, store_metadata, lock_metadata]
 
 
 def _run(connection) -> None:
