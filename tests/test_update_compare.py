@@ -1,0 +1,44 @@
+"""Step 4's glue: the gate's rules from params.yaml and the verdict in the problem's own words."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstmops import paths
+from lstmops.config import load_settings
+from lstmops.update.compare import compare, effect_in_words, gate_rules, headline, needs_more_repeats
+from lstmops.update.gate import Verdict
+
+SETTINGS = load_settings(paths.params_file(paths.repo_root()))
+
+
+def _rows(rng, accuracies, n=300):
+    return (rng.random((len(accuracies), n)) < np.asarray(accuracies)[:, None]).astype(float)
+
+
+def test_rules_follow_params_and_the_metrics_direction():
+    assert gate_rules(SETTINGS, "echo").higher_is_better
+    assert not gate_rules(SETTINGS, "damped_sine").higher_is_better
+    assert gate_rules(SETTINGS, "echo").min_gain == SETTINGS.update.gate.min_gain["echo"]
+
+
+def test_a_drifted_echo_champion_is_replaced_by_a_weights_only_update_and_said_in_words():
+    rng = np.random.default_rng(0)
+    arms = {"a": _rows(rng, [0.99] * 10), "b": _rows(rng, [0.97] * 10), "c": _rows(rng, [0.5] * 10),
+            "d": _rows(rng, [0.6] * 10), "baseline": _rows(rng, [0.1] * 10)}
+    decision = compare(SETTINGS, "echo", _rows(rng, [0.1])[0], arms)
+    assert decision.verdict is Verdict.PROMOTE and decision.winner == "a"
+    line = headline("echo", decision)
+    assert line.startswith("echo: PROMOTE candidate (a), accuracy 0.9") and "P(better) 1.00" in line
+    gain = decision.means["a"] - decision.means["deployed"]
+    assert effect_in_words("echo", decision).startswith(f"gets {100 * gain:.0f} more in 100 right")
+    assert not needs_more_repeats(decision, 10, 20)
+
+
+def test_no_change_is_worded_and_never_adds_repeats():
+    rng = np.random.default_rng(1)
+    same = {name: _rows(rng, [0.9] * 10) for name in ("a", "b", "c", "d", "baseline")}
+    decision = compare(SETTINGS, "echo", _rows(rng, [0.9])[0], same)
+    assert decision.verdict is not Verdict.PROMOTE
+    assert "no candidate" in effect_in_words("echo", decision)
+    assert headline("echo", decision).startswith(f"echo: {decision.verdict.value}, best candidate")
