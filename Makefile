@@ -12,7 +12,7 @@ export KERAS_BACKEND ?= jax
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test install repro push bench clean-venv
+.PHONY: run test install repro push update serve bench clean-venv
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,16 @@ push: install
 
 run: repro push
 	@$(BIN)/python -m lstmops.summary
+
+# One update cycle of every problem (collect, assess, develop, compare, propose) on UPDATE_AS_OF,
+# on Prefect's temporary local server; proposals are left pending for `lstmops approve`.
+UPDATE_AS_OF ?= 2027-04-01
+update: install
+	$(BIN)/python flows/update.py --all --as-of $(UPDATE_AS_OF) --no-wait
+
+# The scheduled deployments, served with a local Prefect server and its UI on 127.0.0.1:4200.
+serve: install
+	$(BIN)/python flows/serve.py
 
 test: install
 	$(BIN)/python -m pytest

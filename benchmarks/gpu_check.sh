@@ -21,5 +21,5 @@ for problem in ${PROBLEMS:-damped_sine addition cumulative_sum moving_square ech
   start=$SECONDS
   python3 stages/evaluate.py "$problem" 2>&1 | grep -v -i warning
   echo "$problem evaluate wall $((SECONDS - start)) s"
-  cp "metrics/$problem/runs.json" "$OUT/$problem-runs.json"
+  cp "metrics/$problem/timings.json" "$OUT/$problem-timings.json"
 done

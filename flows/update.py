@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -247,5 +246,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.exit(main())
