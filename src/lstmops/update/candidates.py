@@ -32,7 +32,7 @@ from lstmops.seeding import int_seed_for
 
 VAL_SHARE = 0.1        # share of each training set held out for early stopping and choosing a repeat
 CHUNK_ROWS = 500       # rows rendered at a time for problems with large inputs (moving_square)
-DATA, ARMS_DIR, CHAMPION = "data", "arms", "champion"
+DATA, ARMS_DIR, CHAMPION, RECORD = "data", "arms", "champion", "update_data.json"
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class UpdateData:
     eval_examples: int
     generative: bool
     draw_seed: int                   # common random numbers: every arm draws shapes from this stream
+    temperature: float = 1.0         # generative sampling temperature, the same for every arm
 
     @property
     def run_dir(self) -> Path:
@@ -85,6 +86,16 @@ class UpdateData:
     def champion_dir(self) -> Path:
         """The copy of the deployed bundle's files that every arm starts from."""
         return Path(self.folder) / CHAMPION
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "UpdateData | None":
+        """The data a completed :func:`prepare_update_data` saved for ``run_dir``, or None."""
+        from lstmops.update.records import load_record
+
+        saved = load_record(Path(run_dir) / DATA / RECORD)
+        if saved is None:
+            return None
+        return cls(**{**saved, "train_rows": tuple(saved["train_rows"]), "val_rows": tuple(saved["val_rows"])})
 
 
 @dataclass(frozen=True)
@@ -185,8 +196,13 @@ def prepare_update_data(settings: Settings, problem: str, champion: Any, new_row
         _write_inputs(preparer, [eval_rows], folder / "X_eval.npy")
     write_table(eval_rows.reset_index(drop=True), folder / "eval.parquet")
     run_id = Path(run_dir).name
-    return UpdateData(problem, run_id, str(folder), int(champion.version), tuple(train_rows), tuple(val_rows),
-                      len(eval_rows), generative, int_seed_for(settings.seed, problem, "update-draw", run_id))
+    data = UpdateData(problem, run_id, str(folder), int(champion.version), tuple(train_rows), tuple(val_rows),
+                      len(eval_rows), generative, int_seed_for(settings.seed, problem, "update-draw", run_id),
+                      settings.problems[problem].model.temperature)
+    from lstmops.update.records import save_record
+
+    save_record(data, folder / RECORD)  # written last: its presence means the data is complete
+    return data
 
 
 def arm_arrays(data: UpdateData, part: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -251,14 +267,15 @@ def _fresh(job: ArmJob, preparer: Any, train_xy: tuple, val_xy: tuple) -> tuple[
     return result.model, result.history
 
 
-def _outputs(data: UpdateData, model: Any, preparer: Any, temperature: float) -> np.ndarray:
+def _outputs(data: UpdateData, model: Any, preparer: Any) -> np.ndarray:
     """Raw model outputs on the evaluation inputs, or for a generative problem the drawn shapes."""
     from lstmops.modeling.training import predict
     from lstmops.problems import get_problem
 
     if data.generative:
         rng = np.random.default_rng(data.draw_seed)
-        return np.asarray(get_problem(data.problem).draw(model, preparer, data.eval_examples, rng, temperature))
+        return np.asarray(get_problem(data.problem).draw(model, preparer, data.eval_examples, rng,
+                                                          data.temperature))
     return predict(model, read_array(Path(data.folder) / "X_eval.npy", mmap=True))
 
 
@@ -310,7 +327,7 @@ def run_job(job: ArmJob) -> ArmResult:
     keras.utils.set_random_seed(job.seed)  # before the model exists: its dropout seeds come from here
     model, history = (_continue if spec.start == "champion" else _fresh)(job, preparer, train_xy, val_xy)
     val_loss = float(model.evaluate(*val_xy, batch_size=1024, verbose=0))
-    outputs = _outputs(data, model, preparer, job.cfg.model.temperature) if math.isfinite(val_loss) else None
+    outputs = _outputs(data, model, preparer) if math.isfinite(val_loss) else None
     diverged = outputs is None or not np.isfinite(outputs).all()
     values = np.full(data.eval_examples, np.nan) if diverged else _values(data, outputs, preparer)
     if not diverged:
@@ -324,13 +341,13 @@ def run_job(job: ArmJob) -> ArmResult:
                      len(history.get("loss", [])), time.perf_counter() - started, diverged)
 
 
-def score_deployed(data: UpdateData, temperature: float = 1.0) -> list[float]:
-    """Per-example values of the deployed model as it is, on the evaluation rows (``temperature``: generative draws)."""
+def score_deployed(data: UpdateData) -> list[float]:
+    """Per-example values of the deployed model as it is, on the evaluation rows (same draws as the arms)."""
     from lstmops.features.preparers import load_preparer
     from lstmops.modeling.bundle import load_model
 
     preparer = load_preparer(data.champion_dir / "preprocessing.json")
-    outputs = _outputs(data, load_model(data.champion_dir), preparer, temperature)
+    outputs = _outputs(data, load_model(data.champion_dir), preparer)
     return [float(v) for v in _values(data, outputs, preparer)]
 
 
