@@ -1,7 +1,7 @@
 """Seconds per arm-repeat of the update's step 3 at the configured ``update`` sizes (params.yaml).
 
 Builds a throw-away champion per problem (1 epoch on the reference training size), then
-trains each arm once in this process and prints the seconds, so the default cycle
+trains each arm twice in this process (cold, then with the compile cache warm) and prints the seconds, so the default cycle
 (problems × 5 arms × repeats / workers) can be sized. Usage:
 ``python benchmarks/update_arms.py echo damped_sine`` (from the repository root).
 """
@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+REPEATS = 2  # the first repeat of an arm compiles its programs, the second finds them in the compile cache
 
 
 def main() -> None:
@@ -52,11 +54,11 @@ def main() -> None:
         data = cand.prepare_update_data(settings, problem, champion, new, evals, tmp,
                                         paths.update_run_dir(problem, "bench", tmp), 0)
         timings = {}
-        for job in cand.plan_jobs(settings, problem, data, 1):
+        for job in cand.plan_jobs(settings, problem, data, REPEATS):
             result = cand.run_job(job)
-            timings[job.arm] = {"seconds": round(result.seconds, 1), "epochs": result.epochs,
-                                "score": float(np.mean(result.values))}
-            print(problem, job.arm, timings[job.arm], flush=True)
+            timings[f"{job.arm}/r{job.repeat}"] = {"seconds": round(result.seconds, 1), "epochs": result.epochs,
+                                                   "score": float(np.mean(result.values))}
+            print(problem, job.arm, job.repeat, timings[f"{job.arm}/r{job.repeat}"], flush=True)
         report[problem] = timings
     print(json.dumps(report, indent=1))
 
