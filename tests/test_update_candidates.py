@@ -140,3 +140,31 @@ def test_realize_registers_and_predicts_like_the_trained_repeat(world):
     table = __import__("pandas").read_parquet(world["data"].folder + "/eval.parquet")
     values = ECHO.per_example(table, served.preparer.decode(predict(served.model, x)))
     np.testing.assert_array_equal(values, chosen.values)
+
+
+def test_generative_arm_scores_drawn_shapes(tmp_path):
+    """Rectangles: values are per-example errors of shapes drawn with the run's common random stream."""
+    from lstmops import paths
+    from lstmops.data.io import write_table
+    from lstmops.registry.versions import Registry
+    from tiny_bundles import save_tiny_bundle
+
+    rect = get_problem("rectangles")
+    settings = parse_settings({
+        "seed": 3, "as_of": "2026-11-01",
+        "problems": {"rectangles": {"architecture": "generative", "sizes": {"train": 60, "validation": 9, "test": 9},
+                                    "model": {"cells": 4, "mixtures": 2, "temperature": 0.5},
+                                    "train": {"epochs": 1, "batch_size": 32}}},
+        "update": {"old_size": 60, "extra_epochs": 1}})
+    rows = rect.generate(rect.Params(), 150, np.random.default_rng(4))
+    write_table(rows[:60], paths.raw_split("rectangles", "train", tmp_path))
+    registry = Registry(url=f"sqlite:///{tmp_path / 'r.db'}", folder=tmp_path / "registry")
+    champion = registry.register("rectangles", save_tiny_bundle("rectangles", tmp_path / "bundle")).version
+    run_dir = paths.update_run_dir("rectangles", "g1", tmp_path)
+    data = cand.prepare_update_data(settings, "rectangles", champion, rows[60:120], rows[120:], tmp_path, run_dir, 1)
+    assert data.generative and data.train_rows == (3 * 54, 3 * 54) and data.temperature == 0.5
+    job = next(j for j in cand.plan_jobs(settings, "rectangles", data, 1) if j.arm == "a")
+    result = cand.run_job(job)
+    deployed = cand.score_deployed(data)
+    assert len(result.values) == len(deployed) == 30 and np.isfinite(deployed).all()
+    assert result.diverged or np.isfinite(result.values).all()
