@@ -4,6 +4,16 @@ Builds a throw-away champion per problem (1 epoch on the reference training size
 trains each arm twice in this process (cold, then with the compile cache warm) and prints the seconds, so the default cycle
 (problems × 5 arms × repeats / workers) can be sized. Usage:
 ``python benchmarks/update_arms.py echo damped_sine`` (from the repository root).
+
+Measured 2026-11-30 on 2 shared CPU cores (load 3-7), default sizes (old 5000, new 2000,
+extra_epochs 2, fresh = train.epochs), seconds per arm-repeat a/b/c/d/baseline, first
+repeat (compiling) then later repeats (compile cache warm):
+echo 4.2/4.2/4.2/4.3/2.8, then 1.9/1.7/1.8/1.9/1.7; damped_sine 2.8/3.7/4.3/10.8/4.7, then
+1.1/2.8/3.0/9.7/3.1; cumulative_sum 20/16/12/14/11, then 1.8/1.7/2.1/6.2/2.2; addition
+16/6.9/3.6/7.2/6.8, then 1.4/1.2/1.7/4.8/1.0; rectangles 3.4/4.3/4.6/5.2/4.3, then
+0.7/0.7/2.3/2.0/1.1; moving_square 38/110/72/222/83 (about 525 s a repeat; compiling is a
+small part of it). So 10 repeats take about 12 min of one worker for the five small
+problems together, and about 85 min for moving_square alone.
 """
 
 from __future__ import annotations
