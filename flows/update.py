@@ -35,13 +35,14 @@ class Approval(RunInput):
 
 def _context(problem: str, as_of: str | None) -> Any:
     from lstmops import paths
-    from lstmops.config import load_settings, problem_settings
+    from lstmops.config import load_settings, problem_settings, update_for
     from lstmops.registry import Registry
     from lstmops.store import Store
     from lstmops.update.cycle import UpdateRun, parse_day
 
     settings = load_settings(paths.params_file())
     problem_settings(settings, problem)
+    settings = update_for(settings, problem)  # the problem's own update sizes
     registry = Registry()
     return UpdateRun(settings, problem, parse_day(as_of, settings), paths.repo_root(), registry, Store(registry.url))
 

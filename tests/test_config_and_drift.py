@@ -110,3 +110,20 @@ def test_rectangle_width_range_shrinks():
     schedule = (DriftStep(kind="sudden", start=date(2027, 1, 1), set={"width_min": 0.5}),)
     table = generate_at(rectangles, rectangles.Params(), schedule, 500, np.random.default_rng(2), date(2027, 2, 1))
     assert table["width"].min() >= 0.5
+
+
+def test_update_overrides_give_a_problem_its_own_sizes_and_unknown_names_fail():
+    from lstmops.config import update_for
+
+    base = {"seed": 1, "as_of": "2026-11-01",
+            "problems": {"echo": {"architecture": "vanilla", "sizes": {"train": 10, "validation": 5, "test": 5}}},
+            "update": {"batch_size": 100, "overrides": {"echo": {"batch_size": 7, "repeats": 3}}}}
+    settings = parse_settings(base)
+    assert update_for(settings, "echo").update.batch_size == 7 and update_for(settings, "echo").update.repeats == 3
+    assert settings.update.batch_size == 100  # the shared settings are untouched
+    bad = {**base, "update": {"overrides": {"nope": {"batch_size": 7}}}}
+    with pytest.raises(ConfigError, match=r"update.overrides.nope: not a problem of this file"):
+        parse_settings(bad)
+    capped = {**base, "update": {"overrides": {"echo": {"repeats": 50}}}}
+    with pytest.raises(ConfigError, match=r"update.overrides.echo.*max_repeats \(20\) must be >= repeats \(50\)"):
+        parse_settings(capped)

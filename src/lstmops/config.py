@@ -143,6 +143,19 @@ class GateSettings(Frozen):
     min_gain: dict[str, float] = {}               # per problem, in its own metric; unlisted: 0
 
 
+class UpdateOverride(Frozen):
+    """One problem's own update sizes (``update.overrides.<problem>``); unset keys keep ``update``'s."""
+
+    batch_size: PositiveInt | None = None
+    eval_size: PositiveInt | None = None
+    old_size: PositiveInt | None = None
+    extra_epochs: PositiveInt | None = None
+    fresh_epochs: PositiveInt | None = None
+    lr_factor: float | None = Field(None, gt=0, le=1)
+    repeats: int | None = Field(None, ge=1)
+    max_repeats: int | None = Field(None, ge=1)
+
+
 class UpdateSettings(Frozen):
     """The five-step update process (``update``)."""
 
@@ -161,6 +174,13 @@ class UpdateSettings(Frozen):
     workers: int = Field(2, ge=1)                 # trainings side by side (processes or Dask workers)
     approval_days: PositiveInt = 7                # a proposal not decided by then expires
     gate: GateSettings = GateSettings()
+    overrides: dict[str, UpdateOverride] = {}     # per problem: its own sizes (e.g. the costly moving line)
+
+    @model_validator(mode="after")
+    def _cap_above_repeats(self) -> "UpdateSettings":
+        if self.max_repeats < self.repeats:
+            raise ValueError(f"max_repeats ({self.max_repeats}) must be >= repeats ({self.repeats})")
+        return self
 
 
 class MonitoringSettings(Frozen):
@@ -179,6 +199,15 @@ class Settings(Frozen):
     evaluate: EvaluateSettings = EvaluateSettings()
     update: UpdateSettings = UpdateSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+
+
+def update_for(settings: Settings, problem: str) -> Settings:
+    """``settings`` whose ``update`` holds ``problem``'s own sizes (``update.overrides.<problem>`` applied)."""
+    override = settings.update.overrides.get(problem)
+    if override is None:
+        return settings
+    merged = settings.update.model_copy(update=override.model_dump(exclude_none=True))
+    return settings.model_copy(update={"update": UpdateSettings.model_validate(merged.model_dump())})
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -239,9 +268,21 @@ def parse_settings(raw: Any) -> Settings:
         raise ConfigError("params.yaml: problems: must list at least one problem")
     problems = {name: _parse_problem(name, value) for name, value in problems_raw.items()}
     try:
-        return Settings.model_validate({**raw, "problems": problems})
+        settings = Settings.model_validate({**raw, "problems": problems})
     except ValidationError as err:
         raise ConfigError(_first_error(err, "")) from None
+    for section, names in (("update.overrides", settings.update.overrides), ("update.gate.min_gain",
+                                                                           settings.update.gate.min_gain)):
+        unknown = sorted(set(names) - set(problems))
+        if unknown:
+            raise ConfigError(f"params.yaml: {section}.{unknown[0]}: not a problem of this file "
+                              f"(problems: {', '.join(problems)})")
+    for name in settings.update.overrides:
+        try:
+            update_for(settings, name)
+        except ValidationError as err:
+            raise ConfigError(_first_error(err, f"update.overrides.{name}")) from None
+    return settings
 
 
 def load_settings(path: Path) -> Settings:

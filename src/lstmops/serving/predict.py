@@ -51,7 +51,7 @@ def compile_cache_dir() -> Path | None:
     return Path(base) / "lstmops" / "jax"
 
 
-def _use_compile_cache() -> None:
+def use_compile_cache() -> None:
     """Reuse compiled predict programs across ``lstmops predict`` runs (JAX backend only).
 
     A model's first prediction compiles it (most of a small run's time); with fixed
@@ -73,7 +73,7 @@ def load_model(folder: Path) -> Any:
     from lstmops.modeling.training import use_default_backend
 
     use_default_backend()
-    _use_compile_cache()
+    use_compile_cache()
     return bundle.load_model(folder)
 
 
