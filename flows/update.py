@@ -67,10 +67,14 @@ def prepare(run: Any) -> Any:
 
 @task(name="train arm")
 def train_arm(job: Any) -> Any:
-    """One arm-repeat; runs in a worker process or on a Dask worker."""
+    """One arm-repeat; runs in a worker process or on a Dask worker, and saves its result at once,
+    so a run that dies (a killed worker, a lost machine) re-trains only the jobs not yet saved."""
     from lstmops.update.candidates import run_job
+    from lstmops.update.cycle import keep_result
 
-    return run_job(job)
+    result = run_job(job)
+    keep_result(job.data.run_dir, result)
+    return result
 
 
 @task(name="compare (gate)")
@@ -110,9 +114,7 @@ def develop(run: Any, data: Any, repeats: int) -> None:
     """Train the arm-repeats still missing for ``repeats`` per arm, saving each as it finishes."""
     jobs = run.jobs(data, repeats)
     if jobs:
-        runner = task_runner(run.settings)
-        for result in train_arms.with_options(task_runner=runner)(jobs):
-            run.keep(result)
+        train_arms.with_options(task_runner=task_runner(run.settings))(jobs)
 
 
 def _alive(run_id: str) -> bool:

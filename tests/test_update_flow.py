@@ -168,3 +168,17 @@ def test_a_batch_of_another_shape_is_quarantined_and_nothing_changes(world):
     assert world["registry"].aliases("echo") == before
     assert (root / "data" / "quarantine" / "echo" / "2027-03-02").is_dir()
     assert not (root / "data" / "batches" / "echo" / "2027-03-02").exists()
+
+
+def test_the_arms_fan_out_on_a_local_dask_cluster_and_a_rerun_trains_only_what_is_missing(world):
+    from flows.update import _context, develop
+
+    run = _context("echo", "2027-02-01")
+    run.settings = run.settings.model_copy(update={"update": run.settings.update.model_copy(
+        update={"runner": "dask", "workers": 2})})
+    data = run.data()
+    before = {(r.arm, r.repeat) for r in run.results()}
+    assert before and not run.jobs(data, 2)  # the first test trained 2 repeats: nothing is missing
+    develop(run, data, 3)  # one more repeat per arm, on two Dask worker processes
+    after = {(r.arm, r.repeat) for r in run.results()}
+    assert after - before == {(arm, 2) for arm in ("a", "b", "c", "d", "baseline")}

@@ -116,7 +116,7 @@ class UpdateRun:
 
     def keep(self, result: Any) -> None:
         """Save one finished arm-repeat."""
-        save_record(result, self.folder / "results" / f"{result.arm}-r{result.repeat:03d}.json")
+        keep_result(self.folder, result)
 
     def jobs(self, data: Any, repeats: int) -> list[Any]:
         """The arm-repeats still to train for ``repeats`` per arm."""
@@ -163,6 +163,11 @@ class UpdateRun:
             flow_run_id=flow_run_id, actor=f"update run {self.run_id}")
         self.save("proposal", proposal.to_dict())
         return self.record("proposal")
+
+
+def keep_result(run_dir: Path, result: Any) -> None:
+    """Save one finished arm-repeat under its run (where :meth:`UpdateRun.results` finds it)."""
+    save_record(result, Path(run_dir) / "results" / f"{result.arm}-r{result.repeat:03d}.json")
 
 
 def _summary(evidence: dict) -> dict:
