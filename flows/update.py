@@ -209,13 +209,13 @@ def update(problem: str, as_of: str | None = None, wait_for_approval: bool = Tru
 
 
 @flow(name="lstmops-update-all", log_prints=True)
-def update_all(as_of: str | None = None, wait_for_approval: bool = False) -> list[dict]:
-    """Every problem's update on ``as_of``, one after the other (each fans out its own arms)."""
+def update_all(as_of: str | None = None, wait_for_approval: bool = False, problems: list[str] | None = None) -> list[dict]:
+    """Every problem's (or the given problems') update on ``as_of``, one after the other."""
     from lstmops import paths
     from lstmops.config import load_settings
 
     outcomes = []
-    for problem in load_settings(paths.params_file()).problems:
+    for problem in problems or load_settings(paths.params_file()).problems:
         try:
             outcomes.append(update(problem, as_of, wait_for_approval=wait_for_approval))
         except Exception as err:  # noqa: BLE001 - one problem's failure must not stop the others
@@ -230,22 +230,48 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("problem", nargs="?")
     parser.add_argument("--all", action="store_true", help="every problem in params.yaml")
+    parser.add_argument("--only", nargs="+", metavar="PROBLEM", help="these problems, one after the other")
     parser.add_argument("--as-of", help="the run's date, YYYY-MM-DD (default: params.yaml as_of)")
     parser.add_argument("--no-wait", action="store_true", help="leave proposals pending instead of pausing")
     args = parser.parse_args(argv)
     from lstmops.errors import LstmopsError
 
-    if bool(args.problem) == bool(args.all):
-        parser.error("give one problem or --all")
+    if sum(map(bool, (args.problem, args.all, args.only))) != 1:
+        parser.error("give one problem, --all or --only P [P ...]")
     try:
-        if args.all:
-            outcomes = update_all(args.as_of, wait_for_approval=not args.no_wait)
+        check_args([args.problem] if args.problem else args.only, args.as_of)
+        if args.all or args.only:
+            outcomes = update_all(args.as_of, wait_for_approval=not args.no_wait, problems=args.only)
         else:
             outcomes = [update(args.problem, args.as_of, wait_for_approval=not args.no_wait)]
     except LstmopsError as err:
         print(f"update: error: {err}", file=sys.stderr)
         return 2
+    print("\n".join(summary_line(o) for o in outcomes))
     return 1 if any(o.get("verdict") == "FAILED" for o in outcomes) else 0
+
+
+def check_args(problems: list[str] | None, as_of: str | None) -> None:
+    """Bad names and dates fail here, in one line, before any flow (or Prefect server) starts."""
+    from lstmops import paths
+    from lstmops.config import load_settings, problem_settings
+    from lstmops.update.cycle import parse_day
+
+    settings = load_settings(paths.params_file())
+    for problem in problems or []:
+        problem_settings(settings, problem)
+    parse_day(as_of, settings)
+
+
+def summary_line(outcome: dict) -> str:
+    """One line per problem for people: the verdict, and how to approve a proposal."""
+    problem, verdict = outcome["problem"], outcome["verdict"]
+    if verdict in ("QUARANTINED", "FAILED"):
+        return f"{problem}: {verdict} ({outcome.get('reason')})"
+    proposal = outcome.get("proposal")
+    if proposal is None or proposal.get("status") != "pending":
+        return outcome["line"]
+    return f"{outcome['line']} — awaiting approval: lstmops approve {problem} {proposal['id']}"
 
 
 if __name__ == "__main__":

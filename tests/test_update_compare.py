@@ -42,3 +42,31 @@ def test_no_change_is_worded_and_never_adds_repeats():
     assert decision.verdict is not Verdict.PROMOTE
     assert "no candidate" in effect_in_words("echo", decision)
     assert headline("echo", decision).startswith(f"echo: {decision.verdict.value}, best candidate")
+
+
+def test_diverged_arms_are_left_out_and_a_diverged_baseline_is_a_clear_error():
+    import pytest
+
+    from lstmops.errors import DataError
+
+    rng = np.random.default_rng(2)
+    arms = {"a": _rows(rng, [0.99] * 6), "b": np.empty((0, 300)), "baseline": _rows(rng, [0.2] * 6)}
+    decision = compare(SETTINGS, "echo", _rows(rng, [0.2])[0], arms)
+    assert [r.name for r in decision.candidates] == ["a"]
+    with pytest.raises(DataError, match="fair baseline diverged"):
+        compare(SETTINGS, "echo", _rows(rng, [0.2])[0], {"a": arms["a"], "baseline": np.empty((0, 300))})
+
+
+def test_the_update_command_refuses_bad_names_and_dates_before_starting_prefect(capsys):
+    import sys
+    import time
+
+    sys.path.insert(0, str(paths.repo_root()))
+    from flows.update import main
+
+    started = time.monotonic()
+    assert main(["nonsense", "--no-wait"]) == 2
+    assert "update: error: unknown problem 'nonsense'" in capsys.readouterr().err
+    assert main(["echo", "--as-of", "2027-13-40"]) == 2
+    assert "is not a date" in capsys.readouterr().err
+    assert time.monotonic() - started < 10  # no Prefect server was started for them

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from lstmops.config import Settings
+from lstmops.errors import DataError
 from lstmops.problems import get_problem
 from lstmops.update.gate import Arm, Decision, GateRules, Verdict, decide
 
@@ -46,7 +47,14 @@ def compare(settings: Settings, problem: str, deployed: np.ndarray, arms: Mappin
         arms: ``baseline`` and the candidates ``a``..``d`` that produced results.
     """
     rules = gate_rules(settings, problem)
-    candidates = [Arm(name, np.asarray(arms[name]), name in WEIGHTS_ONLY) for name in CANDIDATES if name in arms]
+    if BASELINE not in arms or len(arms[BASELINE]) == 0:
+        raise DataError(f"{problem}: every repeat of the fair baseline diverged (NaN loss); no comparison is "
+                        "possible — lower update.lr_factor or look at the deployed model")
+    # a candidate whose every repeat diverged has nothing to compare; the evidence counts its divergences
+    candidates = [Arm(name, np.asarray(arms[name]), name in WEIGHTS_ONLY) for name in CANDIDATES
+                  if name in arms and len(arms[name])]
+    if not candidates:
+        raise DataError(f"{problem}: every repeat of every candidate diverged (NaN loss); nothing to propose")
     return decide(Arm(DEPLOYED, np.atleast_2d(np.asarray(deployed, dtype=np.float64))),
                   Arm(BASELINE, np.asarray(arms[BASELINE])), candidates, rules, seed=seed)
 
