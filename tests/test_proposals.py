@@ -18,12 +18,11 @@ from typer.testing import CliRunner
 from lstmops import cli
 from lstmops.database import utcnow
 from lstmops.errors import NoModelError, PromotionConflict, ProposalError, RegistryError
-from lstmops.modeling.bundle import sha256
 from lstmops.registry.proposals import evidence_summary
 from lstmops.registry.versions import Registry, ledger_table
 from lstmops.store.records import Store
 from test_registry import _fresh_pg, pg_url  # noqa: F401 - the throw-away PostgreSQL server fixture
-from tiny_bundles import bundle_copy, repo_root_with_params, save_tiny_bundle
+from tiny_bundles import bundle_copy, distinct_bundles, repo_root_with_params, save_tiny_bundle
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 EVIDENCE = {"metric": "accuracy", "candidate": 0.998, "deployed": 0.101, "p_better": 1.0}
@@ -34,12 +33,7 @@ LATER = datetime(2099, 1, 1)
 def reg(tmp_path) -> Registry:
     """A registry with three echo versions (different metadata) and v1 the champion."""
     registry = Registry(f"sqlite:///{tmp_path / 'reg.db'}", tmp_path / "registry")
-    for i in range(3):
-        folder = bundle_copy("echo", tmp_path / f"bundle{i}")
-        meta = json.loads((folder / "metadata.json").read_text()) | {"variant": i}
-        (folder / "metadata.json").write_text(json.dumps(meta))
-        sums = json.loads((folder / "checksums.json").read_text()) | {"metadata.json": sha256(folder / "metadata.json")}
-        (folder / "checksums.json").write_text(json.dumps(sums))
+    for folder in distinct_bundles(tmp_path):
         registry.register("echo", folder)
     registry.promote("echo", 1, reason="first", actor="build")
     return registry

@@ -19,7 +19,7 @@ from lstmops.registry import storage
 from lstmops.registry import versions as registry_module
 from lstmops.modeling.bundle import WEIGHTS, BundleError, sha256
 from lstmops.registry.versions import NoModelError, PromotionConflict, Registry, RegistryError, parse_ref
-from tiny_bundles import bundle_copy, fit_table, tiny_bundles
+from tiny_bundles import bundle_copy, distinct_bundles, fit_table, tiny_bundles
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,15 +32,7 @@ def reg(tmp_path) -> Registry:
 @pytest.fixture
 def bundles(tmp_path) -> list[Path]:
     """Three echo bundles that differ (their metadata differs, hence their checksums)."""
-    out = []
-    for i in range(3):
-        folder = bundle_copy("echo", tmp_path / f"bundle{i}")
-        meta = json.loads((folder / "metadata.json").read_text()) | {"variant": i}
-        (folder / "metadata.json").write_text(json.dumps(meta))
-        sums = json.loads((folder / "checksums.json").read_text()) | {"metadata.json": sha256(folder / "metadata.json")}
-        (folder / "checksums.json").write_text(json.dumps(sums))
-        out.append(folder)
-    return out
+    return distinct_bundles(tmp_path)
 
 
 @pytest.fixture(autouse=True)

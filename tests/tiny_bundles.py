@@ -110,3 +110,20 @@ def repo_root_with_params(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "params.yaml").write_text(PARAMS_YAML, encoding="utf-8")
     return folder
+
+
+def distinct_bundles(folder: Path, n: int = 3) -> list[Path]:
+    """``n`` copies of the tiny echo bundle whose metadata (hence checksums) differ: distinct versions."""
+    import json
+
+    from lstmops.modeling.bundle import sha256
+
+    out = []
+    for i in range(n):
+        bundle = bundle_copy("echo", folder / f"bundle{i}")
+        meta = json.loads((bundle / "metadata.json").read_text()) | {"variant": i}
+        (bundle / "metadata.json").write_text(json.dumps(meta))
+        sums = json.loads((bundle / "checksums.json").read_text()) | {"metadata.json": sha256(bundle / "metadata.json")}
+        (bundle / "checksums.json").write_text(json.dumps(sums))
+        out.append(bundle)
+    return out
