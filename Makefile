@@ -29,7 +29,7 @@ repro: install
 push: install
 	$(BIN)/dvc push
 
-run: repro push
+run: repro push update
 	@$(BIN)/python -m lstmops.summary
 
 # One update cycle of every problem (collect, assess, develop, compare, propose) on UPDATE_AS_OF,

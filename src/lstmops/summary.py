@@ -36,6 +36,8 @@ def main() -> None:
     print(f"  run times         {root / 'metrics'}/<problem>/timings.json (this machine's, not in git)")
     print(f"  finalized models  {root / 'models'}/<problem>/")
     print(f"  registry          {paths.registry_dir()} (`lstmops models list`)")
+    print(f"  update runs       {root / 'updates'}/<problem>/<date>/gate.json; batches {root / 'data/batches'}/; "
+          "proposals: `lstmops proposals list`")
     print("Skill (mean ± std over repeated runs, each on fresh test data):")
     for problem in PROBLEMS:
         print(_skill_line(problem))
