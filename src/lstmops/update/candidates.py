@@ -41,7 +41,7 @@ class ArmSpec:
 
     start: str             # "champion": continue the deployed model; "fresh": a new model
     data: str              # "new", "old" or "old+new"
-    weights_only: bool     # same architecture and weights lineage as the deployed model
+    continued: bool        # trained on from the deployed model's weights (its lineage)
     description: str
 
 
@@ -413,14 +413,14 @@ def _metadata(settings: Settings, problem: str, arm: str, chosen: ArmResult, res
     metric = get_problem(problem).PRIMARY_METRIC
     return {
         "problem": problem,
-        "architecture": parent.get("architecture") if spec.weights_only else cfg.architecture,
+        "architecture": parent.get("architecture") if spec.continued else cfg.architecture,
         "seed": chosen.seed, "epochs": chosen.epochs,
-        "settings": parent.get("settings") if spec.weights_only else json.loads(cfg.model_dump_json()),
-        "lineage": {"parent_version": int(champion.version), "weights_only": spec.weights_only,
-                    "root_seed": parent.get("seed") if spec.weights_only else None},
+        "settings": parent.get("settings") if spec.continued else json.loads(cfg.model_dump_json()),
+        "lineage": {"parent_version": int(champion.version), "continued": spec.continued,
+                    "root_seed": parent.get("seed") if spec.continued else None},
         "update": {
             "run_id": data.run_id, "arm": arm, "description": spec.description, "repeat": chosen.repeat,
-            "seed": chosen.seed, "weights_only": spec.weights_only, "val_loss": chosen.val_loss,
+            "seed": chosen.seed, "continued": spec.continued, "val_loss": chosen.val_loss,
             "chosen_by": "median validation loss over the arm's finished repeats",
             "repeats": len(finished), "diverged": diverged_counts(results).get(arm, 0),
             "epochs": chosen.epochs, "lr_factor": settings.update.lr_factor if spec.start == "champion" else None,

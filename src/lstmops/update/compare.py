@@ -18,7 +18,10 @@ from lstmops.update.gate import Arm, Decision, GateRules, Verdict, decide
 
 DEPLOYED, BASELINE = "deployed", "baseline"
 CANDIDATES = ("a", "b", "c", "d")
-WEIGHTS_ONLY = ("a", "b")
+# Every arm keeps the deployed model's architecture and fitted preprocessing (fresh arms only
+# start from new weights), so each is a weights-only update; an arm that changed structure
+# (another architecture or preprocessing) would not be, and the gate would prefer the others.
+WEIGHTS_ONLY = CANDIDATES
 ARM_TITLES = {
     "a": "the deployed model trained on with new data only",
     "b": "the deployed model trained on with old and new data",

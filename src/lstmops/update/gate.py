@@ -223,7 +223,8 @@ def _result(arm: Arm, tests: dict[str, Test], scores: np.ndarray, rules: GateRul
 
 
 def _pick(passing: list[CandidateResult], deployed: str) -> CandidateResult | None:
-    """Weights-only updates first, then the largest probability of improvement over the deployed model."""
+    """Weights-only updates first, then the larger effect: the gain over the deployed model in the metric's
+    own units (P(better) saturates at 1 on clear wins, so it only breaks ties)."""
     if not passing:
         return None
-    return max(passing, key=lambda r: (r.weights_only, r.tests[deployed].p_improve, r.tests[deployed].gain))
+    return max(passing, key=lambda r: (r.weights_only, r.tests[deployed].gain, r.tests[deployed].p_improve))
