@@ -207,8 +207,10 @@ def test_repro_builds_every_stage_of_the_new_problem(repo):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert {f"{s}@{TOY}" for s in STAGES} <= set(lock)
     assert json.loads((repo / "data" / "validated" / f"{TOY}.json").read_text())["success"] is True
-    evaluation = json.loads((repo / "metrics" / TOY / "evaluation.json").read_text())
-    assert evaluation["primary_metric"] == "accuracy" and evaluation["metrics"]["accuracy"]["n"] == 2
+    headline = json.loads((repo / "metrics" / TOY / "evaluation.json").read_text())
+    assert headline["primary"] == "accuracy" and headline["repeats"] == 2
+    statistics = json.loads((repo / "metrics" / TOY / "statistics.json").read_text())
+    assert statistics["primary_metric"] == "accuracy" and statistics["metrics"]["accuracy"]["n"] == 2
     assert 0 <= json.loads((repo / "metrics" / TOY / "final.json").read_text())["accuracy"] <= 1
     assert json.loads((repo / "metrics" / TOY / "registered.json").read_text())["champion"] == 1
     assert not (repo / "models" / "echo").exists()  # only the toy's chain was built
