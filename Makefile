@@ -8,6 +8,7 @@ UV_VERSION := 0.13.9
 
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export KERAS_BACKEND ?= jax
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
