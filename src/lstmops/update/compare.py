@@ -14,10 +14,9 @@ import numpy as np
 from lstmops.config import Settings
 from lstmops.errors import DataError
 from lstmops.problems import get_problem
-from lstmops.update.gate import Arm, Decision, GateRules, Verdict, decide
+from lstmops.update.candidates import CANDIDATES
+from lstmops.update.gate import BASELINE, DEPLOYED, Arm, Decision, GateRules, Verdict, decide
 
-DEPLOYED, BASELINE = "deployed", "baseline"
-CANDIDATES = ("a", "b", "c", "d")
 # Every arm keeps the deployed model's architecture and fitted preprocessing (fresh arms only
 # start from new weights), so each is a weights-only update; an arm that changed structure
 # (another architecture or preprocessing) would not be, and the gate would prefer the others.
