@@ -183,10 +183,25 @@ class UpdateSettings(Frozen):
         return self
 
 
+class TrafficSettings(Frozen):
+    """Simulated daily traffic (``monitoring.traffic``): requests drawn from the drifting process."""
+
+    requests: int = Field(300, ge=1)              # predictions per problem and day
+    observation_lag_days: int = Field(1, ge=0)    # the true outcome of a day's requests is observed this much later
+
+
 class MonitoringSettings(Frozen):
-    """Monitoring after a promotion (``monitoring``)."""
+    """Monitoring of the deployed models (``monitoring``)."""
 
     shadow_days: int = Field(14, ge=0)            # the previous model predicts the same traffic in shadow this long
+    schedule: str = "0 5 * * *"                   # cron (UTC) of the daily monitoring flow
+    threshold: float = Field(0.001, gt=0, lt=1)   # p-value below which one summary feature has drifted
+    drift_share: float = Field(0.01, gt=0, le=1)  # share of a group's features that must drift to flag it
+    alpha: float = Field(0.001, gt=0, lt=1)       # skill loss: significance against the reference skill
+    min_rows: int = Field(30, ge=2)               # fewer predictions (or observations) in an interval: not tested
+    reference_size: int = Field(1000, ge=50)      # sequences in each problem's reference sample per model version
+    cooldown_days: int = Field(6, ge=0)           # no new update is triggered this soon after the last one
+    traffic: TrafficSettings = TrafficSettings()
 
 
 class Settings(Frozen):

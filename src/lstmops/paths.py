@@ -143,3 +143,38 @@ def quarantine_dir(problem: str, day: str, root: Path | None = None) -> Path:
 def update_run_dir(problem: str, run_id: str, root: Path | None = None) -> Path:
     """Everything one update run of one problem saved: each step's result, the arms' weights (git-ignored)."""
     return (root or repo_root()) / "updates" / problem / run_id
+
+
+def monitoring_dir(root: Path | None = None) -> Path:
+    """Everything monitoring writes (generated, git-ignored): workspace, records, pages, reports."""
+    return (root or repo_root()) / "monitoring"
+
+
+def workspace_dir(root: Path | None = None) -> Path:
+    """The Evidently workspace: a project per problem, a snapshot per interval (``evidently ui`` serves it)."""
+    return monitoring_dir(root) / "workspace"
+
+
+def interval_record(problem: str, interval: str, period: str, root: Path | None = None) -> Path:
+    """What the monitoring check of one interval (``day``/``week`` starting ``period``) found, as JSON."""
+    return monitoring_dir(root) / "records" / problem / interval / f"{period}.json"
+
+
+def reference_profile(problem: str, version: int, root: Path | None = None) -> Path:
+    """A model version's reference profile: summary features and skill on the training process (cache)."""
+    return monitoring_dir(root) / "reference" / problem / f"v{version}.parquet"
+
+
+def snapshot_page(problem: str, interval: str, period: str, root: Path | None = None) -> Path:
+    """Evidently's own HTML page of one interval's snapshot."""
+    return monitoring_dir(root) / "html" / problem / f"{interval}-{period}.html"
+
+
+def reports_dir(root: Path | None = None) -> Path:
+    """The stakeholder report: ``index.html`` and one self-contained page per update run."""
+    return monitoring_dir(root) / "reports"
+
+
+def triggers_file(root: Path | None = None) -> Path:
+    """Every update the monitoring flow triggered or declined to trigger, one JSON line each."""
+    return monitoring_dir(root) / "triggers.jsonl"

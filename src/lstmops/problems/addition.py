@@ -217,3 +217,16 @@ def check_texts(params: Params, texts: dict[str, pd.Series]) -> tuple[int, str] 
         big = max(int(t) for t in text.split("+"))
         message = f"expression {text!r} has term {big}, above {largest}, the largest the model was trained on"
     return int(first), message
+
+
+def input_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the sums asked: each term and their total, one row per expression."""
+    terms = pd.DataFrame(_terms(table).tolist(), index=table.index).astype(np.int64)
+    out = pd.DataFrame({f"term_{k + 1}": terms[k].to_numpy() for k in range(terms.shape[1])})
+    out["sum_of_terms"] = terms.sum(axis=1).to_numpy()
+    return out
+
+
+def outcome_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the answers (true or predicted): the answer's value."""
+    return pd.DataFrame({"answer": pd.to_numeric(table["answer"], errors="coerce").to_numpy(dtype=np.float64)})

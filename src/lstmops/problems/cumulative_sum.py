@@ -133,3 +133,23 @@ def describe_output(output: Any) -> str:
 def as_targets(output: Any) -> dict[str, Any]:
     """The flags as ``y_0 .. y_{n-1}``."""
     return {f"y_{i}": v for i, v in enumerate(output)}
+
+
+def input_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the inputs: the total and the step where the running sum first reaches the threshold.
+
+    The threshold is the one of ``params`` (the deployed model's process), so a change of
+    the process's threshold alone (concept drift) leaves these features unchanged.
+    """
+    x = table[input_columns(params)].to_numpy(dtype=np.float64)
+    reached = np.cumsum(x, axis=1) >= params.threshold_fraction * params.n_timesteps
+    first = np.where(reached.any(axis=1), reached.argmax(axis=1), params.n_timesteps)
+    return pd.DataFrame({"total": x.sum(axis=1), "first_crossing": first.astype(np.float64),
+                         "largest": x.max(axis=1)})
+
+
+def outcome_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the labels (true or predicted): the first step labelled 1 (n_timesteps if none)."""
+    y = table[target_columns(params)].to_numpy(dtype=np.int64)
+    first = np.where(y.any(axis=1), y.argmax(axis=1), params.n_timesteps)
+    return pd.DataFrame({"first_one": first.astype(np.float64), "ones": y.sum(axis=1).astype(np.float64)})

@@ -152,3 +152,29 @@ def describe_output(output: Any) -> str:
 def as_targets(output: Any) -> dict[str, Any]:
     """The forecast as ``y_0 .. y_{n_out-1}``."""
     return {f"y_{i}": v for i, v in enumerate(output)}
+
+
+def input_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the observed waves, one row per sequence.
+
+    ``level`` (mean), ``amplitude`` (max - min), ``period`` (the dominant period of the
+    spectrum, in steps), ``decay`` (the per-step shrink of the spread from the first half
+    to the second).
+    """
+    x = table[input_columns(params)].to_numpy(dtype=np.float64)
+    n = x.shape[1]
+    spectrum = np.abs(np.fft.rfft(x - x.mean(axis=1, keepdims=True), axis=1))
+    spectrum[:, 0] = 0.0
+    peak = spectrum.argmax(axis=1)
+    period = np.where(peak > 0, n / np.maximum(peak, 1), float(n))
+    half = n // 2
+    early, late = x[:, :half].std(axis=1), x[:, half:].std(axis=1)
+    decay = np.log(np.maximum(early, 1e-9) / np.maximum(late, 1e-9)) / half
+    return pd.DataFrame({"level": x.mean(axis=1), "amplitude": x.max(axis=1) - x.min(axis=1), "period": period,
+                         "decay": decay})
+
+
+def outcome_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the forecasts (true or predicted): their first value, level and change."""
+    y = table[target_columns(params)].to_numpy(dtype=np.float64)
+    return pd.DataFrame({"next": y[:, 0], "forecast_level": y.mean(axis=1), "forecast_change": y[:, -1] - y[:, 0]})

@@ -129,3 +129,16 @@ def describe_input(row: dict[str, Any]) -> str:
 def as_targets(output: Any) -> dict[str, Any]:
     """The predicted integer as the ``target`` column."""
     return {"target": output}
+
+
+def input_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the inputs: the value at each position (categorical), one row per sequence."""
+    return pd.DataFrame({f"value_at_{i}": pd.Categorical(table[f"x_{i}"].astype(np.int64),
+                                                         categories=range(params.n_features))
+                         for i in range(params.length)})
+
+
+def outcome_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the answers (true or predicted): the echoed value (categorical)."""
+    return pd.DataFrame({"echoed": pd.Categorical(table["target"].astype(np.int64),
+                                                  categories=range(params.n_features))})

@@ -202,3 +202,16 @@ def describe_input(row: dict[str, Any]) -> str:
 def as_targets(output: Any) -> dict[str, Any]:
     """``right``/``left`` as the ``direction`` column (1/0)."""
     return {"direction": 1 if output == "right" else 0}
+
+
+def input_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the drawn paths: start row, mean and largest row step, one row per video."""
+    rows = table[row_columns(params)].to_numpy(dtype=np.int64)
+    steps = np.abs(np.diff(rows, axis=1))
+    return pd.DataFrame({"start_row": rows[:, 0], "mean_step": steps.mean(axis=1),
+                         "largest_step": steps.max(axis=1).astype(np.float64)})
+
+
+def outcome_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the answers (true or predicted): the direction (categorical)."""
+    return pd.DataFrame({"direction": pd.Categorical(table["direction"].astype(np.int64), categories=[0, 1])})

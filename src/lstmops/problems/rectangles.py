@@ -236,3 +236,15 @@ def describe_output(output: Any) -> str:
 def as_targets(output: Any) -> dict[str, Any]:
     """The drawn points as ``x_0, y_0 .. x_3, y_3``."""
     return {f"{axis}_{i}": point[k] for i, point in enumerate(output) for k, axis in enumerate("xy")}
+
+
+def input_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """No drift features: shapes are drawn from the origin, without inputs."""
+    return pd.DataFrame(index=table.index)
+
+
+def outcome_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of shapes (drawn or made by the process): width and height of their bounding box."""
+    xs = table[[f"x_{i}" for i in range(4)]].to_numpy(dtype=np.float64)
+    ys = table[[f"y_{i}" for i in range(4)]].to_numpy(dtype=np.float64)
+    return pd.DataFrame({"width": xs.max(axis=1) - xs.min(axis=1), "height": ys.max(axis=1) - ys.min(axis=1)})
