@@ -13,7 +13,7 @@ export KERAS_BACKEND ?= jax
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test install repro push update serve bench clean-venv
+.PHONY: run test install repro push update serve monitor monitor-days report bench clean-venv
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,22 @@ update: install
 # The scheduled deployments, served with a local Prefect server and its UI on 127.0.0.1:4200.
 serve: install
 	$(BIN)/python flows/serve.py
+
+# The Evidently UI over the monitoring workspace (monitoring/workspace) on http://127.0.0.1:8000.
+monitor: install
+	$(BIN)/lstmops monitor ui
+
+# The daily monitoring flow over simulated days MONITOR_FROM..MONITOR_TO (traffic drawn from the
+# drifting process and served by the champions), alarms recorded without starting updates, then
+# the stakeholder report (monitoring/reports/index.html).
+MONITOR_FROM ?= 2027-01-04
+MONITOR_TO ?= 2027-01-24
+monitor-days: install
+	$(BIN)/python flows/monitor.py --from $(MONITOR_FROM) --to $(MONITOR_TO) --simulate --no-trigger
+
+# The stakeholder report from what is there now: monitoring/reports/index.html.
+report: install
+	$(BIN)/lstmops report
 
 test: install
 	$(BIN)/python -m pytest

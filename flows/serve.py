@@ -1,7 +1,8 @@
 """Serve the scheduled update deployments (``make serve``), with a local Prefect server if none is set.
 
 One deployment per problem, ``lstmops-update/<problem>``, on the cron of
-``update.schedule`` (UTC); a run that finds a candidate pauses for approval (Resume in the
+``update.schedule`` (UTC), and ``lstmops-monitor/daily`` on ``monitoring.schedule``, which
+starts an update deployment when monitoring raises an alarm; a run that finds a candidate pauses for approval (Resume in the
 UI, or ``lstmops approve``). With ``PREFECT_API_URL`` set, this serves against that
 server; without it, it starts ``prefect server start`` on 127.0.0.1 (state in
 ``.prefect/``), waits until it is healthy, and stops it again on exit (Ctrl-C).
@@ -23,16 +24,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def deployments() -> list:
-    """A deployment per problem in ``params.yaml``, with the schedule and parameters from it."""
+    """A deployment per problem in ``params.yaml`` plus the daily monitoring, with schedules from it."""
     from prefect.client.schemas.schedules import CronSchedule
 
+    from flows.monitor import monitor
     from flows.update import update
     from lstmops import paths
     from lstmops.config import load_settings
 
     settings = load_settings(paths.params_file())
     schedule = CronSchedule(cron=settings.update.schedule, timezone="UTC")
-    return [update.to_deployment(name=problem, schedules=[schedule], parameters={"problem": problem},
+    daily = monitor.to_deployment(name="daily", schedules=[CronSchedule(cron=settings.monitoring.schedule,
+                                                                        timezone="UTC")],
+                                  tags=["lstmops", "monitoring"],
+                                  description="Daily monitoring of every problem (yesterday, UTC): Evidently "
+                                              "snapshots, alarms as events, triggered updates, the report.")
+    return [daily] + [update.to_deployment(name=problem, schedules=[schedule], parameters={"problem": problem},
                                  tags=["lstmops", "update", problem],
                                  description=f"Scheduled update of {problem}: collect, assess, develop, compare, "
                                              "propose, wait for approval.")
@@ -69,7 +76,7 @@ def main() -> None:
     if not os.environ.get("PREFECT_API_URL"):
         server = start_server(args.port)
         os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{args.port}/api"
-    print(f"Prefect UI: {os.environ['PREFECT_API_URL'].removesuffix('/api')}  (deployments: lstmops-update/*)")
+    print(f"Prefect UI: {os.environ['PREFECT_API_URL'].removesuffix('/api')}  (deployments: lstmops-update/*, lstmops-monitor/daily)")
     from prefect import serve
 
     try:

@@ -89,6 +89,20 @@ def propose(run: Any, decision: Any, data: Any, flow_run_id: str | None) -> dict
     return run.propose(decision, data, flow_run_id)
 
 
+@task(name="stakeholder report")
+def publish_report(run: Any) -> str | None:
+    """Rebuild the stakeholder report (monitoring/reports/index.html); a failure is logged, the run goes on."""
+    from lstmops.monitoring.report import build_report
+
+    try:
+        index = build_report(run.settings, registry=run.registry, store=run.store, root=run.root)
+    except Exception:  # noqa: BLE001 - the report is for people; the update's result stands without it
+        get_run_logger().exception("%s: the stakeholder report could not be built", run.problem)
+        return None
+    print(f"{run.problem}: stakeholder report {index}")
+    return str(index)
+
+
 def task_runner(settings: Any) -> Any:
     """Where the arms train: a local process pool, or a Dask cluster (``update.runner: dask``)."""
     if settings.update.runner == "dask":
@@ -196,6 +210,7 @@ def update(problem: str, as_of: str | None = None, wait_for_approval: bool = Tru
         line = headline(problem, decision)
         outcome = {"problem": problem, "verdict": decision.verdict.value, "winner": decision.winner,
                    "trend": assessed["verdict"], "line": line, "proposal": proposal}
+        outcome["report"] = publish_report(run)  # the approver reads it while the run waits
         if proposal is None:
             print(line)
             return outcome
@@ -203,6 +218,7 @@ def update(problem: str, as_of: str | None = None, wait_for_approval: bool = Tru
         if wait_for_approval and proposal["status"] == "pending":
             timeout = approval_timeout_s or int(timedelta(days=run.settings.update.approval_days).total_seconds())
             outcome["decision"] = await_decision(run, proposal, timeout)
+            publish_report(run)  # now with the decision in the ledger
         return outcome
     finally:
         lock.release(engine, problem, run_id)

@@ -199,7 +199,7 @@ class MonitoringSettings(Frozen):
     drift_share: float = Field(0.01, gt=0, le=1)  # share of a group's features that must drift to flag it
     alpha: float = Field(0.001, gt=0, lt=1)       # skill loss: significance against the reference skill
     min_rows: int = Field(30, ge=2)               # fewer predictions (or observations) in an interval: not tested
-    reference_size: int = Field(1000, ge=50)      # sequences in each problem's reference sample per model version
+    reference_size: int = Field(3000, ge=50)      # sequences in each problem's reference sample per model version
     cooldown_days: int = Field(6, ge=0)           # no new update is triggered this soon after the last one
     traffic: TrafficSettings = TrafficSettings()
 

@@ -1,7 +1,8 @@
 """``lstmops``: the command line of the registered models.
 
 Commands: ``problems``, ``sample``, ``predict``, ``observe``, ``skill``, ``models
-list|show|rollback``, and ``proposals list``, ``approve``, ``reject`` (:mod:`lstmops.cli.proposals`);
+list|show|rollback``, ``proposals list``, ``approve``, ``reject`` (:mod:`lstmops.cli.proposals`),
+``monitor check|traffic|status|ui`` (:mod:`lstmops.cli.monitor`);
 ``--help`` on each, ``--json`` for scripts. Every failure the user can cause (an
 :class:`lstmops.errors.LstmopsError`, or a database that cannot be reached) prints one
 line, ``lstmops COMMAND: error: ...``, and exits with status 2; anything else is a bug
@@ -430,6 +431,7 @@ def _version_number(text: str) -> int:
     return int(digits)
 
 
+from lstmops.cli import monitor as _monitor  # noqa: E402,F401 - registers its commands on ``app``
 from lstmops.cli import proposals as _proposals  # noqa: E402,F401 - registers its commands on ``app``
 
 

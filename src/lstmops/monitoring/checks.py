@@ -276,12 +276,21 @@ def check_interval(settings: Settings, problem: str, interval: str, period: date
                              engine)
     if workspace is not None:
         project = engine.project_for(workspace, problem, f"{problem}: {module.TASK}")
-        check.snapshot_id = engine.add_snapshot(workspace, project, report)
+        check.snapshot_id = engine.add_snapshot(workspace, project, report, replaces=_saved_snapshot(check, root))
     if html:
         page = paths.snapshot_page(problem, interval, start.isoformat(), root)
         report.save_html(page)
         check.page = str(page.relative_to(paths.monitoring_dir(root).parent))
     return _finish(check, save, root)
+
+
+def _saved_snapshot(check: IntervalCheck, root: Path | None) -> str | None:
+    """The snapshot id of the interval's earlier check, if one was saved."""
+    path = paths.interval_record(check.problem, check.interval, check.period, root)
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("snapshot_id")
+    except (OSError, ValueError):
+        return None
 
 
 def _with_flags(report: Any, current, reference, values: pd.DataFrame, flags: dict, cfg, interval: str, start: date,
@@ -326,10 +335,15 @@ def _in_words(problem: str, module: Any, check: IntervalCheck, drift: dict, skil
         parts.append(("Skill loss: " if loss else "Skill holds: ") + change + ".")
     elif not module.__dict__.get("GENERATIVE", False):
         parts.append("No outcomes observed yet: skill not tested.")
-    if loss and not drifted:
+    hints = _weak_signs(primary)
+    if loss and not drifted and not hints:
         kind = "concept drift"
         parts.append("The inputs look as they did in training, so the relation between inputs and outcomes "
                      "changed (concept drift).")
+    elif loss and not drifted:
+        kind = "skill loss"
+        parts.append(f"The inputs show early signs of change below the alarm threshold ({hints}): the loss may "
+                     "come from inputs the model was not trained on rather than from concept drift.")
     elif loss and drifted:
         kind = "drift and skill loss"
     elif drifted:
@@ -342,6 +356,18 @@ def _in_words(problem: str, module: Any, check: IntervalCheck, drift: dict, skil
     if not parts:
         parts.append("Nothing changed.")
     return kind, " ".join(parts)
+
+
+UNCHANGED_P = 0.05  # family-wise: inputs count as unchanged when no feature's p-value times their number is below
+
+
+def _weak_signs(result: Any) -> str:
+    """Features whose drift is not flagged but not negligible either (Bonferroni p < 0.05), in words."""
+    if result is None or not result.columns:
+        return ""
+    k = len(result.columns)
+    weak = [c for c in result.columns if not c.drifted and c.score * k < UNCHANGED_P]
+    return ", ".join(f"{c.column} p = {c.score:.2g}" for c in sorted(weak, key=lambda c: c.score))
 
 
 def _finish(check: IntervalCheck, save: bool, root: Path | None) -> IntervalCheck:

@@ -171,13 +171,18 @@ def interval_report(current: Mapping[str, pd.DataFrame], reference: Mapping[str,
     _register_tests()
     groups = [g for g in GROUP_PREFIX if g in current and g in reference
               and len(current[g]) > 1 and len(reference[g]) > 1 and current[g].shape[1] > 0]
-    cur_parts, ref_parts, metrics = [], [], []
+    cur_parts, ref_parts, metrics, tested = [], [], [], []
     primary = next((g for g in PRIMARY_GROUPS if g in groups), None)
     for group in groups:
         prefix = GROUP_PREFIX[group]
         categorical = categorical_columns(current[group]) | categorical_columns(reference[group])
         cur = _as_evidently_frame(current[group], categorical).add_prefix(prefix).reset_index(drop=True)
         ref = _as_evidently_frame(reference[group], categorical).add_prefix(prefix).reset_index(drop=True)
+        testable = [c for c in cur.columns if cur[c].notna().sum() > 1 and ref[c].notna().sum() > 1]
+        if not testable:  # e.g. an untrained model's answers that are no numbers at all
+            continue
+        cur, ref = cur[testable], ref[testable]
+        tested.append(group)
         cur_parts.append(cur)
         ref_parts.append(ref)
         columns = list(cur.columns)
@@ -197,8 +202,8 @@ def interval_report(current: Mapping[str, pd.DataFrame], reference: Mapping[str,
     snapshot = report.run(Dataset.from_pandas(current_frame, data_definition=definition),
                           Dataset.from_pandas(reference_frame, data_definition=definition),
                           timestamp=timestamp, tags=list(tags), metadata=dict(metadata))
-    drift, found = read_results(snapshot.dict(), groups, {g: len(current[g]) for g in groups},
-                                {g: len(reference[g]) for g in groups}, drift_share)
+    drift, found = read_results(snapshot.dict(), tested, {g: len(current[g]) for g in tested},
+                                {g: len(reference[g]) for g in tested}, drift_share)
     return IntervalReport(snapshot, drift, found, rows=len(vals))
 
 
@@ -307,7 +312,16 @@ def _add_panels(project: Any) -> None:
                                        values=[metric("RowCount", "predictions", tag)]), tab="Volume")
 
 
-def add_snapshot(workspace: Any, project: Any, report: IntervalReport) -> str:
-    """Store the snapshot in the project (without its data rows); returns the snapshot's id."""
-    snapshot_id = workspace.add_run(project.id, report.snapshot, include_data=False)
-    return str(snapshot_id)
+def add_snapshot(workspace: Any, project: Any, report: IntervalReport, replaces: str | None = None) -> str:
+    """Store the snapshot in the project (without its data rows); returns the snapshot's id.
+
+    ``replaces``: the id of an earlier snapshot of the same interval (a re-check once its
+    outcomes arrived), removed first so the dashboards keep one point per interval.
+    """
+    if replaces:
+        try:
+            workspace.delete_run(project.id, replaces)
+        except (OSError, ValueError, KeyError):
+            pass  # already gone: nothing to replace
+    ref = workspace.add_run(project.id, report.snapshot, include_data=False)
+    return str(ref.id)
