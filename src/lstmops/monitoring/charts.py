@@ -104,7 +104,7 @@ def arms_chart(scores: Mapping[str, Sequence[float]], titles: Mapping[str, str],
     names = list(scores)
     fig, ax = plt.subplots(figsize=(8, 0.55 * len(names) + 1.2))
     data = [list(scores[n]) or [float("nan")] for n in names]
-    boxes = ax.boxplot(data, vert=False, patch_artist=True, widths=0.55, showmeans=True,
+    boxes = ax.boxplot(data, orientation="horizontal", patch_artist=True, widths=0.55, showmeans=True,
                        medianprops={"color": "black"},
                        meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black",
                                   "markersize": 4})
