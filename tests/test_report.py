@@ -120,3 +120,34 @@ def test_the_cli_prints_the_index_and_refuses_an_unknown_problem(world, built, m
     assert bad.exit_code == 2
     assert bad.output.strip().splitlines() == ["lstmops report: error: unknown problem 'nonsense' (known: "
                                                + ", ".join(cli.PROBLEM_NAMES) + ")"]
+
+
+def test_the_saved_gate_evidence_is_read_back_as_the_same_decision(world):
+    from lstmops import paths
+    from lstmops.monitoring.pages import decision_of
+    from lstmops.update.records import load_record
+
+    saved = load_record(paths.update_run_dir("echo", world.run_id, world.root) / "gate.json")
+    again = decision_of(saved).to_dict()
+    assert {k: v for k, v in saved.items() if k in again} == _lists(again)
+
+
+def _lists(value):
+    """Tuples as lists, as JSON gives them back."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value
+
+
+def test_one_problem_is_rebuilt_and_the_index_keeps_every_problem(world, built):
+    from lstmops.monitoring.report import build_report
+
+    page = built.parent / f"echo-{world.run_id}.html"
+    before = page.stat().st_mtime_ns
+    index = build_report(world.settings, registry=world.registry, store=world.store, root=world.root,
+                         problems=["addition"])
+    text = _text(index)
+    assert all(f'id="{p}"' in text for p in world.settings.problems)
+    assert f'href="echo-{world.run_id}.html"' in text and page.stat().st_mtime_ns == before
