@@ -2,7 +2,8 @@
 
 Commands: ``problems``, ``sample``, ``predict``, ``observe``, ``skill``, ``models
 list|show|rollback``, ``proposals list``, ``approve``, ``reject`` (:mod:`lstmops.cli.proposals`),
-``monitor check|traffic|status|ui`` (:mod:`lstmops.cli.monitor`);
+``monitor check|traffic|status|ui`` (:mod:`lstmops.cli.monitor`) and ``report``, the stakeholder
+pages (:mod:`lstmops.cli.report`);
 ``--help`` on each, ``--json`` for scripts. Every failure the user can cause (an
 :class:`lstmops.errors.LstmopsError`, or a database that cannot be reached) prints one
 line, ``lstmops COMMAND: error: ...``, and exits with status 2; anything else is a bug
@@ -433,6 +434,7 @@ def _version_number(text: str) -> int:
 
 from lstmops.cli import monitor as _monitor  # noqa: E402,F401 - registers its commands on ``app``
 from lstmops.cli import proposals as _proposals  # noqa: E402,F401 - registers its commands on ``app``
+from lstmops.cli import report as _report  # noqa: E402,F401 - registers ``lstmops report``
 
 
 def main() -> None:
