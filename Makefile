@@ -13,9 +13,17 @@ export KERAS_BACKEND ?= jax
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test install repro push update serve monitor monitor-days report bench clean-venv
+.PHONY: run test system-deps install repro push update serve monitor monitor-days report bench clean-venv
 
 install: $(VENV)/.installed
+
+# Debian packages the tests need besides Python: Chromium (the report's browser test) and
+# PostgreSQL (the registry and store on a throw-away server). Installed only when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@if ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
+			--no-install-recommends chromium postgresql git; fi
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,7 +67,7 @@ monitor-days: install
 report: install
 	$(BIN)/lstmops report
 
-test: install
+test: system-deps install
 	$(BIN)/python -m pytest
 
 bench: install

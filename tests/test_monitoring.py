@@ -271,3 +271,39 @@ def test_monitor_ui_serves_the_workspace_on_localhost(world):
     finally:
         os.killpg(ui.pid, 15)
         ui.wait(timeout=30)
+
+
+@pytest.mark.flow
+def test_the_monitor_flow_starts_the_update_deployment_as_a_linked_run(world):
+    """The real Prefect flow: an alarm on a served problem starts its update deployment, linked to the monitor run."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.monitor import deployment_name, monitor
+    from flows.update import update
+    from lstmops.monitoring.daily import past_triggers
+
+    day = date(2027, 1, 22)  # addition's last update was triggered on the 15th: past the 6-day cooldown
+    with prefect_test_harness(server_startup_timeout=120):
+        update.to_deployment(name="addition", parameters={"problem": "addition"}).apply()
+        outcomes = monitor(day.isoformat(), simulate=True, start_runs=True, problems=["addition"], report=True)
+
+        async def runs():
+            async with get_client() as client:
+                found = await client.read_flow_runs()
+                deployment = await client.read_deployment_by_name(deployment_name("addition"))
+                return found, deployment
+
+        found, deployment = asyncio.run(runs())
+    trigger = outcomes[0]["trigger"]
+    assert trigger["triggered"] and trigger["flow_run"], trigger
+    started = next(r for r in found if str(r.id) == trigger["flow_run"])
+    assert started.deployment_id == deployment.id
+    assert started.parameters == {"problem": "addition", "as_of": day.isoformat()}
+    assert started.parent_task_run_id is not None  # shown in the UI as a run of the monitoring flow
+    assert "triggered-by-monitoring" in started.tags
+    recorded = [t for t in past_triggers(world["root"]) if t["day"] == day.isoformat()]
+    assert recorded[-1]["flow_run"] == trigger["flow_run"]
+    assert (world["root"] / "monitoring" / "reports" / "index.html").is_file()

@@ -115,6 +115,11 @@ def score(table: pd.DataFrame, predicted: list) -> dict[str, float]:
     return {"accuracy": float((np.asarray(predicted) == table["parity"].to_numpy()).mean())}
 
 
+def per_example(table: pd.DataFrame, predicted: list) -> np.ndarray:
+    """1 for each sequence whose parity was predicted right, else 0."""
+    return (np.asarray(predicted) == table["parity"].to_numpy()).astype(float)
+
+
 def describe_output(output: Any) -> str:
     """``odd`` or ``even``."""
     return "odd" if output else "even"
@@ -123,6 +128,16 @@ def describe_output(output: Any) -> str:
 def as_targets(output: Any) -> dict[str, Any]:
     """The flag as the ``parity`` column."""
     return {"parity": output}
+
+
+def input_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features: how many bits are set."""
+    return pd.DataFrame({"ones": table[input_columns(params)].to_numpy().sum(axis=1).astype(float)})
+
+
+def outcome_summary(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drift features of the answers: the flag (categorical)."""
+    return pd.DataFrame({"parity": pd.Categorical(table["parity"].astype(int), categories=[0, 1])})
 '''
 
 TOY_PARAMS = {
@@ -237,3 +252,8 @@ def test_sample_predict_observe_skill_serve_it(repo):
     assert "4 observation(s) recorded" in lstmops(repo, "observe", TOY, "-i", str(rows)).stdout
     skill = json.loads(lstmops(repo, "skill", TOY, "--json").stdout)
     assert skill[-1]["n"] == 4 and 0 <= skill[-1]["accuracy"] <= 1
+    # Monitoring knows it too: simulated traffic, then an Evidently check of the day in words.
+    assert "2 days" in lstmops(repo, "monitor", "traffic", TOY, "--day", "2027-01-04", "--to", "2027-01-05").stdout
+    checked = json.loads(lstmops(repo, "monitor", "check", TOY, "--day", "2027-01-04", "--json").stdout)[0]
+    assert checked["problem"] == TOY and checked["observed"] > 0 and checked["skill"] is not None
+    assert {c["column"] for c in checked["drift"]["inputs"]["columns"]} == {"ones"}

@@ -425,7 +425,9 @@ def test_register_stage_registers_once_and_champions_only_the_first(tmp_path):
 def pg_url():
     """A throw-away PostgreSQL server on a Unix socket, when the binaries and the driver are here."""
     pytest.importorskip("psycopg")
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"))  # Debian keeps them off PATH
+    path = os.pathsep.join([os.environ.get("PATH", ""), *map(str, debian)])
+    initdb, pg_ctl = shutil.which("initdb", path=path), shutil.which("pg_ctl", path=path)
     if not initdb or not pg_ctl:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
     base = Path(tempfile.mkdtemp(prefix="lstmops-pg-"))

@@ -24,6 +24,10 @@ Members a problem module defines (required unless a default is given):
   answer, an absolute error, ...) whose mean is the primary metric, so the update
   gate can resample evaluation examples (for a generative problem ``predicted`` are
   drawn outputs and ``table`` fresh rows of the process);
+- ``input_summary(table, params)`` / ``outcome_summary(table, params)``: summary
+  features of each sequence's inputs and of its outcomes (true, or predictions as
+  targets), one row per sequence, categorical ones as pandas ``category``: what drift
+  monitoring compares, since Evidently has no sequence methods;
 - ``TASK``: a one-line description for ``lstmops problems`` (a string literal, so
   the CLI reads it without importing the module);
 - ``ORDER`` (optional, int literal; default: none): position in listings; problems
