@@ -87,6 +87,8 @@ def detection(problems: list[str], registry, workdir: Path) -> dict:
         after = sorted((c for c in checks if c["flagged"] and date.fromisoformat(c["period"]) + timedelta(
             days=7 if c["interval"] == "week" else 1) > start), key=lambda c: c["day"])
         first = after[0] if after else None
+        drift_kinds = ("input drift", "world drift", "drift and skill loss")
+        first_drift = next((c for c in after if c["kind"] in drift_kinds), None)
         # The interval the target allows: a sudden step is flagged on a day from its start (outcomes of that day
         # arrive observation_lag_days later); a gradual one by the end of its first complete week.
         lag = settings.monitoring.traffic.observation_lag_days
@@ -102,6 +104,8 @@ def detection(problems: list[str], registry, workdir: Path) -> dict:
             "deadline": deadline.isoformat(),
             "met": bool(first and date.fromisoformat(first["day"]) <= deadline),
             "flags_before_start": len(before),
+            "first_input_drift_on": first_drift["day"] if first_drift else None,
+            "first_input_drift_interval": f"{first_drift['interval']} {first_drift['period']}" if first_drift else None,
         }
         print(f"{problem}: {results[problem]['first_flag_kind']} flagged on {results[problem]['first_flag_on']} "
               f"({results[problem]['delay_days']} days after {start}; deadline {deadline}); "

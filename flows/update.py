@@ -95,7 +95,8 @@ def publish_report(run: Any) -> str | None:
     from lstmops.monitoring.report import build_report
 
     try:
-        index = build_report(run.settings, registry=run.registry, store=run.store, root=run.root)
+        index = build_report(run.settings, registry=run.registry, store=run.store, root=run.root,
+                             problems=[run.problem])
     except Exception:  # noqa: BLE001 - the report is for people; the update's result stands without it
         get_run_logger().exception("%s: the stakeholder report could not be built", run.problem)
         return None

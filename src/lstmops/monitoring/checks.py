@@ -339,7 +339,8 @@ def _in_words(problem: str, module: Any, check: IntervalCheck, drift: dict, skil
     if loss and not drifted and not hints:
         kind = "concept drift"
         parts.append("The inputs look as they did in training, so the relation between inputs and outcomes "
-                     "changed (concept drift).")
+                     "changed (concept drift), unless the inputs changed too little to show yet: the week's "
+                     "check has seven times the rows.")
     elif loss and not drifted:
         kind = "skill loss"
         parts.append(f"The inputs show early signs of change below the alarm threshold ({hints}): the loss may "
