@@ -32,10 +32,11 @@ def test_deployments_follow_params():
     from flows.serve import deployments
 
     settings = load_settings(paths.params_file(ROOT))
-    found = deployments()
-    assert [d.name for d in found] == list(settings.problems)
-    assert all(d.schedules[0].schedule.cron == settings.update.schedule for d in found)
-    assert all(d.parameters == {"problem": d.name} for d in found)
+    daily, *updates = deployments()
+    assert [d.name for d in updates] == list(settings.problems)
+    assert all(d.schedules[0].schedule.cron == settings.update.schedule for d in updates)
+    assert all(d.parameters == {"problem": d.name} for d in updates)
+    assert daily.name == "daily" and daily.schedules[0].schedule.cron == settings.monitoring.schedule
 
 
 def _deployments(api: str) -> list[dict]:
@@ -60,11 +61,15 @@ def test_serve_registers_every_deployment_on_a_real_server(tmp_path, monkeypatch
     try:
         found: list[dict] = []
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and {d["name"] for d in found} != set(settings.problems):
+        expected = {*settings.problems, "daily"}
+        while time.monotonic() < deadline and {d["name"] for d in found} != expected:
             time.sleep(1)
             found = _deployments(api)
-        assert {d["name"] for d in found} == set(settings.problems), found
+        assert {d["name"] for d in found} == expected, found
         for deployment in found:
+            if deployment["name"] == "daily":  # the monitoring flow, which starts the update deployments
+                assert [s["schedule"]["cron"] for s in deployment["schedules"]] == [settings.monitoring.schedule]
+                continue
             assert [s["schedule"]["cron"] for s in deployment["schedules"]] == [settings.update.schedule]
             assert deployment["parameters"] == {"problem": deployment["name"]}
     finally:
