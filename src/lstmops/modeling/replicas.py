@@ -152,6 +152,7 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
     import jax.numpy as jnp
     import keras
 
+    started = time.perf_counter()  # like fit's seconds, the clock covers compiling
     n_rep = len(seeds)
     epochs = epochs or train.epochs
     x, y = train_xy
@@ -266,7 +267,6 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
     best_state = None   # (trainable, non-trainable) weights at each replica's best epoch
     final_state = None  # everything as it stood when each replica stopped
 
-    started = time.perf_counter()
     for epoch in range(epochs):
         perm = epoch_indices()
         losses = np.zeros(n_rep)
