@@ -54,8 +54,14 @@ def main() -> None:
     name, cfg = ctx.problem, ctx.cfg
     problem = get_problem(name)
     from lstmops.modeling.experiment import run_repeats
+    from lstmops.modeling.progress import RunProgress
 
-    results = run_repeats(ctx.settings, name, ctx.root)
+    with RunProgress(f"evaluate {name}: {ctx.settings.evaluate.repeats} runs", cfg.train.epochs) as progress:
+        results = run_repeats(ctx.settings, name, ctx.root, progress=progress)
+    primary = problem.PRIMARY_METRIC
+    for r in results:  # one line per finished run, in logs too
+        print(f"evaluate {name}: run {r.repeat} {primary} {r.metrics[primary]:.4g}, best epoch {r.best_epoch} "
+              f"of {len(r.history['loss'])}, {r.seconds:.1f} s{' (replicas)' if 'replicas' in r.device else ''}")
     statistics = {
         "architecture": cfg.architecture,
         "primary_metric": problem.PRIMARY_METRIC,
@@ -76,7 +82,6 @@ def main() -> None:
                                            for r in results])
     title = f"{name} ({cfg.architecture}), {len(results)} runs"
     plots.learning_curves([r.history for r in results], title, out / "learning_curves.png")
-    primary = problem.PRIMARY_METRIC
     plots.score_boxplot({cfg.architecture: [r.metrics[primary] for r in results]}, title, primary,
                         out / "scores_boxplot.png")
     s = statistics["metrics"][primary]

@@ -96,8 +96,9 @@ class EvaluateSettings(Frozen):
     repeats: int = Field(5, ge=2)             # independent runs per problem, each with its own seed
     test_size: int = Field(1000, ge=10)       # fresh test sequences drawn for each run
     confidence: float = Field(0.95, gt=0, lt=1)
-    workers: int = Field(2, ge=1)             # runs trained side by side in separate processes
+    workers: int = Field(2, ge=1)             # runs trained side by side in separate processes (not replicas)
     generated_shapes: int = Field(1000, ge=10)  # rectangles: shapes generated per run for scoring
+    replicas: bool = True                     # train the runs as one batched computation (JAX vmap)
 
 
 class PrepareSettings(Frozen):

@@ -86,24 +86,58 @@ def fit_problem(settings: Settings, problem: str, data: ProblemData, seed: int, 
     return fit(cfg.architecture, cfg.model, task, train_xy, val_xy, cfg.train, seed, epochs=epochs)
 
 
-def run_repeat(settings: Settings, problem: str, repeat: int, root: Path) -> RepeatResult:
-    """One independent run: fit with this repeat's seed, score on this repeat's fresh data."""
+def repeat_seed(settings: Settings, problem: str, repeat: int) -> int:
+    """The seed of one evaluation run (its initial weights, data order and dropout)."""
+    return int_seed_for(settings.seed, problem, "fit", repeat)
+
+
+def _scored(settings: Settings, problem: str, repeat: int, data: ProblemData, result: Any) -> RepeatResult:
+    """A fitted run scored on this repeat's own fresh test data."""
     from lstmops.modeling.evaluation import score_model
 
-    data = load_problem_data(problem, root)
-    seed = int_seed_for(settings.seed, problem, "fit", repeat)
-    result = fit_problem(settings, problem, data, seed)
     metrics = score_model(
         problem, result.model, data.preparer, fresh_test_table(settings, problem, repeat),
         train_table=data.train_table, rng=rng_for(settings.seed, problem, "generate-shapes", repeat),
         n_shapes=settings.evaluate.generated_shapes, temperature=settings.problems[problem].model.temperature,
     )
-    return RepeatResult(repeat, seed, metrics, result.history, result.best_epoch, result.seconds, result.device)
+    return RepeatResult(repeat, repeat_seed(settings, problem, repeat), metrics, result.history, result.best_epoch,
+                        result.seconds, result.device)
 
 
-def run_repeats(settings: Settings, problem: str, root: Path) -> list[RepeatResult]:
-    """All ``evaluate.repeats`` runs, ``evaluate.workers`` at a time in spawned processes."""
+def run_repeat(settings: Settings, problem: str, repeat: int, root: Path) -> RepeatResult:
+    """One independent run: fit with this repeat's seed, score on this repeat's fresh data."""
+    data = load_problem_data(problem, root)
+    result = fit_problem(settings, problem, data, repeat_seed(settings, problem, repeat))
+    return _scored(settings, problem, repeat, data, result)
+
+
+def run_replicas(settings: Settings, problem: str, root: Path, progress: Any = None) -> list[RepeatResult]:
+    """All ``evaluate.repeats`` runs trained together as vmapped replicas, then each scored.
+
+    Each replica equals the sequential run of its seed (initial weights, data order,
+    dropout, early stopping; :mod:`lstmops.modeling.replicas`), so the results are those of
+    :func:`run_repeat`, up to float rounding.
+    """
+    from lstmops.modeling.replicas import fit_replicas
+    from lstmops.modeling.training import make_task
+
+    cfg = settings.problems[problem]
+    data = load_problem_data(problem, root)
+    n_train = min(len(data.train[0]), cfg.train.train_rows or len(data.train[0]))
+    task = make_task(get_problem(problem), data.preparer.input_shape, data.preparer.target_shape, n_train, cfg.train)
+    repeats = range(settings.evaluate.repeats)
+    fits = fit_replicas(cfg.architecture, cfg.model, task, data.train, data.validation, cfg.train,
+                        [repeat_seed(settings, problem, r) for r in repeats], progress=progress)
+    return [_scored(settings, problem, r, data, result) for r, result in zip(repeats, fits)]
+
+
+def run_repeats(settings: Settings, problem: str, root: Path, progress: Any = None) -> list[RepeatResult]:
+    """All ``evaluate.repeats`` runs: as replicas (``evaluate.replicas``, JAX) or ``evaluate.workers`` processes."""
+    from lstmops.modeling.replicas import fallback_reason
+
     repeats, workers = settings.evaluate.repeats, min(settings.evaluate.workers, settings.evaluate.repeats)
+    if settings.evaluate.replicas and fallback_reason(repeats) is None:
+        return run_replicas(settings, problem, root, progress)
     if workers <= 1:
         return [run_repeat(settings, problem, r, root) for r in range(repeats)]
     # Spawned (not forked) workers: JAX and XLA thread pools do not survive a fork.
