@@ -66,15 +66,17 @@ def prepare(run: Any) -> Any:
 
 
 @task(name="train arm")
-def train_arm(job: Any) -> Any:
-    """One arm-repeat; runs in a worker process or on a Dask worker, and saves its result at once,
-    so a run that dies (a killed worker, a lost machine) re-trains only the jobs not yet saved."""
-    from lstmops.update.candidates import run_job
+def train_arm(jobs: list) -> list:
+    """Repeats of one arm, trained together as vmapped replicas (``update.replicas``); runs in a
+    worker process or on a Dask worker, and saves the results at once, so a run that dies (a
+    killed worker, a lost machine) re-trains only the repeats not yet saved."""
+    from lstmops.update.candidates import run_jobs
     from lstmops.update.cycle import keep_result
 
-    result = run_job(job)
-    keep_result(job.data.run_dir, result)
-    return result
+    results = run_jobs(jobs)
+    for result in results:
+        keep_result(jobs[0].data.run_dir, result)
+    return results
 
 
 @task(name="compare (gate)")
@@ -119,17 +121,19 @@ def task_runner(settings: Any) -> Any:
 
 
 @flow(name="lstmops-train-arms")
-def train_arms(jobs: list) -> list:
-    """Step 3: every arm-repeat, side by side on this flow's task runner."""
-    futures = train_arm.map(jobs)
-    return [f.result() for f in futures]
+def train_arms(groups: list) -> list:
+    """Step 3: every group of arm-repeats, side by side on this flow's task runner."""
+    futures = train_arm.map(groups)
+    return [result for f in futures for result in f.result()]
 
 
 def develop(run: Any, data: Any, repeats: int) -> None:
     """Train the arm-repeats still missing for ``repeats`` per arm, saving each as it finishes."""
+    from lstmops.update.candidates import group_jobs
+
     jobs = run.jobs(data, repeats)
     if jobs:
-        train_arms.with_options(task_runner=task_runner(run.settings))(jobs)
+        train_arms.with_options(task_runner=task_runner(run.settings))(group_jobs(jobs, run.settings.update.replicas))
 
 
 def _alive(run_id: str) -> bool:

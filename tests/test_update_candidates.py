@@ -168,3 +168,18 @@ def test_generative_arm_scores_drawn_shapes(tmp_path):
     deployed = cand.score_deployed(data)
     assert len(result.values) == len(deployed) == 30 and np.isfinite(deployed).all()
     assert result.diverged or np.isfinite(result.values).all()
+
+
+@pytest.mark.parametrize("arm", ["a", "c"])  # a continued arm (from the deployed weights) and a fresh one
+def test_repeats_of_an_arm_as_replicas_equal_their_one_by_one_runs(world, arm):
+    """Batching the repeats of an arm (update.replicas) changes the cost, not the results."""
+    settings, data = world["settings"], world["data"]
+    jobs = [j for j in cand.plan_jobs(settings, "echo", data, 3) if j.arm == arm]
+    assert [g for g in cand.group_jobs(jobs, 10)] == [jobs] and len(cand.group_jobs(jobs, 2)) == 2
+    together = cand.run_jobs(jobs)
+    alone = [cand.run_job(job) for job in jobs]
+    for a, b in zip(together, alone):
+        assert (a.arm, a.repeat, a.seed, a.epochs) == (b.arm, b.repeat, b.seed, b.epochs)
+        assert not a.diverged and a.val_loss == pytest.approx(b.val_loss, rel=1e-3)
+        assert np.mean(a.values) == pytest.approx(np.mean(b.values), abs=0.01)
+    assert len({round(r.val_loss, 6) for r in together}) == 3  # each replica is its own model

@@ -173,6 +173,7 @@ class UpdateSettings(Frozen):
     runner: Literal["process", "dask"] = "process"
     dask_address: str | None = None               # a running Dask scheduler; None = a local cluster
     workers: int = Field(2, ge=1)                 # trainings side by side (processes or Dask workers)
+    replicas: int = Field(10, ge=0)               # repeats of one arm trained together as vmapped replicas
     approval_days: PositiveInt = 7                # a proposal not decided by then expires
     gate: GateSettings = GateSettings()
     overrides: dict[str, UpdateOverride] = {}     # per problem: its own sizes (e.g. the costly moving line)

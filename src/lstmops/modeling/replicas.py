@@ -94,7 +94,7 @@ def fallback_reason(n_seeds: int) -> str | None:
 def fit_replicas(
     architecture: str, spec: ModelSpec, task: Task, train_xy: tuple[np.ndarray, np.ndarray],
     val_xy: tuple[np.ndarray, np.ndarray] | None, train: TrainSpec, seeds: Sequence[int],
-    epochs: int | None = None, progress: Progress | None = None,
+    epochs: int | None = None, progress: Progress | None = None, build: Callable[[int], Any] | None = None,
 ) -> list[FitResult]:
     """Fit one model per seed, all at once; the same contract as ``fit`` for each seed.
 
@@ -104,6 +104,10 @@ def fit_replicas(
         seeds: one seed per replica (a replica equals ``fit(..., seed=s)`` in its initial
             weights, data order and dropout stream; results differ only by float rounding).
         progress: called after every epoch with a :class:`ReplicaProgress`.
+        build: makes replica ``seed``'s compiled model instead of building ``architecture``
+            afresh (called right after ``keras.utils.set_random_seed(seed)``), e.g. the
+            deployed model reloaded and recompiled, for the update flow's continued arms.
+            Without JAX or with one seed, it is trained by Keras' own ``fit``.
 
     Returns:
         One :class:`FitResult` per seed, in the order of ``seeds``. Replicas share their
@@ -116,11 +120,33 @@ def fit_replicas(
     reason = fallback_reason(len(seeds))
     if reason is None:
         try:
-            return _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epochs, progress)
+            return _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epochs, progress, build)
         except ReplicaUnsupported as err:
             reason = f"architecture {architecture!r} does not train under vmap ({err})"
     _log_once(reason)
+    if build is not None:
+        return [_fit_built(build, train_xy, val_xy, train, seed, epochs) for seed in seeds]
     return _fit_sequential(architecture, spec, task, train_xy, val_xy, train, seeds, epochs, progress)
+
+
+def _fit_built(build: Callable[[int], Any], train_xy, val_xy, train: TrainSpec, seed: int,
+               epochs: int | None) -> FitResult:
+    """One replica's model from ``build``, trained by Keras' own ``fit`` (the sequential path)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = build(seed)
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if val_xy is not None and train.patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience,
+                                                       restore_best_weights=True))
+    started = time.perf_counter()
+    hist = model.fit(*train_xy, batch_size=train.batch_size, epochs=epochs or train.epochs, validation_data=val_xy,
+                     callbacks=callbacks, shuffle=True, verbose=0).history
+    history = {k: [float(v) for v in vals] for k, vals in hist.items()}
+    best = int(np.argmin(history["val_loss"])) + 1 if "val_loss" in history else len(history["loss"])
+    return FitResult(model=model, history=history, best_epoch=best, seconds=time.perf_counter() - started,
+                     device=device_info())
 
 
 def _log_once(reason: str) -> None:
@@ -147,7 +173,8 @@ def _nanmean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
-def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epochs, progress) -> list[FitResult]:
+def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epochs, progress,
+                 build=None) -> list[FitResult]:
     import jax
     import jax.numpy as jnp
     import keras
@@ -167,7 +194,7 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
     models = []
     for seed in seeds:
         keras.utils.set_random_seed(seed)
-        model = get_architecture(architecture).build(spec, task)
+        model = build(seed) if build is not None else get_architecture(architecture).build(spec, task)
         model._symbolic_build(data_batch=(x[:batch], y[:batch]))  # noqa: SLF001 - what fit() does first
         models.append(model)
     template = models[0]

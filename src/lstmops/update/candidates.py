@@ -338,6 +338,74 @@ def run_job(job: ArmJob) -> ArmResult:
     train_xy, val_xy = arm_arrays(data, spec.data, "train"), arm_arrays(data, spec.data, "val")
     keras.utils.set_random_seed(job.seed)  # before the model exists: its dropout seeds come from here
     model, history = (_continue if spec.start == "champion" else _fresh)(job, preparer, train_xy, val_xy)
+    return _finish(job, model, history, preparer, val_xy, time.perf_counter() - started)
+
+
+def run_jobs(jobs: list[ArmJob]) -> list[ArmResult]:
+    """Several repeats of one arm trained together as vmapped replicas (:mod:`lstmops.modeling.replicas`).
+
+    Each replica has its job's seed (data order, dropout; a fresh arm's initial weights
+    too; a continued arm starts every replica from the deployed weights), so the results
+    are those of :func:`run_job` for each job, at the cost of about one. Falls back to one
+    :func:`run_job` per job without JAX or for a single job.
+    """
+    from lstmops.modeling.replicas import fallback_reason, fit_replicas
+    from lstmops.modeling.training import use_default_backend
+
+    if len({(j.problem, j.arm, j.data.run_dir) for j in jobs}) > 1:
+        raise ValueError("run_jobs trains repeats of one arm of one run together")  # a caller's bug
+    if fallback_reason(len(jobs)) is not None:
+        return [run_job(job) for job in jobs]
+    use_default_backend()
+    _compile_cache()
+    from lstmops.features.preparers import load_preparer
+
+    started = time.perf_counter()
+    first = jobs[0]
+    spec, data = ARMS[first.arm], first.data
+    preparer = load_preparer(data.champion_dir / "preprocessing.json")
+    train_xy, val_xy = arm_arrays(data, spec.data, "train"), arm_arrays(data, spec.data, "val")
+    train, task = _task(first, preparer, len(train_xy[0]))
+    build = None
+    if spec.start == "champion":
+        train = train.model_copy(update={"patience": 0})  # continued arms train their epochs, as run_job's do
+        build = _champion_builder(first, task)
+    fits = fit_replicas(first.cfg.architecture, first.cfg.model, task, train_xy, val_xy, train,
+                        [j.seed for j in jobs], epochs=first.epochs, build=build)
+    each = (time.perf_counter() - started) / len(jobs)
+    return [_finish(job, fit.model, fit.history, preparer, val_xy, each) for job, fit in zip(jobs, fits)]
+
+
+def _champion_builder(job: ArmJob, task: Any) -> Any:
+    """Makes the deployed model recompiled at ``lr_factor`` x the problem's rate (a continued arm's start)."""
+    from lstmops.modeling.architectures import resolve_loss
+    from lstmops.modeling.architectures._common import optimizer
+    from lstmops.modeling.bundle import load_model
+
+    spec = job.cfg.model.model_copy(update={"learning_rate": job.cfg.model.learning_rate * job.lr_factor})
+
+    def build(seed: int) -> Any:
+        model = load_model(job.data.champion_dir)
+        model.compile(optimizer=optimizer(spec, task), loss=resolve_loss(task.loss))
+        return model
+
+    return build
+
+
+def group_jobs(jobs: list[ArmJob], size: int) -> list[list[ArmJob]]:
+    """Jobs in groups of up to ``size`` repeats of the same arm (``size`` <= 1: one job per group)."""
+    if size <= 1:
+        return [[job] for job in jobs]
+    by_arm: dict[str, list[ArmJob]] = {}
+    for job in jobs:
+        by_arm.setdefault(job.arm, []).append(job)
+    return [arm_jobs[i:i + size] for arm_jobs in by_arm.values() for i in range(0, len(arm_jobs), size)]
+
+
+def _finish(job: ArmJob, model: Any, history: dict, preparer: Any, val_xy: tuple, seconds: float) -> ArmResult:
+    """Score a trained arm-repeat on the evaluation rows, save its weights and outputs, and say how it went."""
+    spec, data = ARMS[job.arm], job.data
+    started = time.perf_counter()
     val_loss = float(model.evaluate(*val_xy, batch_size=1024, verbose=0))
     outputs = _outputs(data, model, preparer) if math.isfinite(val_loss) else None
     diverged = outputs is None or not np.isfinite(outputs).all()
@@ -350,7 +418,7 @@ def run_job(job: ArmJob) -> ArmResult:
         _atomic_write(folder / f"r{job.repeat}.weights.h5", model.save_weights)
         _atomic_write(folder / f"r{job.repeat}.outputs.npy", lambda p: np.save(p, outputs, allow_pickle=False))
     return ArmResult(job.arm, job.repeat, job.seed, [float(v) for v in values], val_loss,
-                     len(history.get("loss", [])), time.perf_counter() - started, diverged)
+                     len(history.get("loss", [])), seconds + time.perf_counter() - started, diverged)
 
 
 def score_deployed(data: UpdateData) -> list[float]:
