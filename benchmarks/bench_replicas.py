@@ -13,7 +13,7 @@ far longer than a benchmark should on 2 shared cores); the ratio of the times is
 matters, and per-epoch cost is the same in every epoch. The target of the issue:
 time(R=10) / time(R=1) <= 2.5, i.e. ten repeats for the price of 2.5.
 
-Usage: ``KERAS_BACKEND=jax .venv/bin/python benchmarks/bench_replicas.py [--root /work/main]
+Usage: ``KERAS_BACKEND=jax .venv/bin/python benchmarks/bench_replicas.py [--root .]
 [--problems echo damped_sine] [--replicas 10 30] [--epochs 1] [--out benchmarks/results/replicas.json]``
 """
 
@@ -90,7 +90,7 @@ def warm_up() -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path("/work/main"), help="a built repository (read only)")
+    parser.add_argument("--root", type=Path, default=ROOT, help="a built repository (read only)")
     parser.add_argument("--params", type=Path, default=None, help="params.yaml (default: <root>/params.yaml)")
     parser.add_argument("--problems", nargs="+", default=PROBLEMS)
     parser.add_argument("--replicas", nargs="+", type=int, default=[10, 30])
