@@ -76,6 +76,10 @@ def train_arm(jobs: list) -> list:
     results = run_jobs(jobs)
     for result in results:
         keep_result(jobs[0].data.run_dir, result)
+    finished = [r for r in results if not r.diverged]
+    mean = sum(sum(r.values) / len(r.values) for r in finished) / len(finished) if finished else float("nan")
+    print(f"{jobs[0].problem} arm {jobs[0].arm}: {len(results)} repeats ({len(results) - len(finished)} diverged), "
+          f"mean per-example value {mean:.4g}, {sum(r.seconds for r in results):.0f} s")
     return results
 
 
@@ -120,7 +124,7 @@ def task_runner(settings: Any) -> Any:
     return ProcessPoolTaskRunner(max_workers=settings.update.workers)
 
 
-@flow(name="lstmops-train-arms")
+@flow(name="lstmops-train-arms", log_prints=True)
 def train_arms(groups: list) -> list:
     """Step 3: every group of arm-repeats, side by side on this flow's task runner."""
     futures = train_arm.map(groups)
