@@ -100,8 +100,9 @@ def trigger(outcome: dict, start_runs: bool) -> dict:
                     f"or run: python flows/update.py {problem} --as-of {day}")
         append_trigger(Trigger(**{**decision, "declined": None if decision.get("flow_run") else note,
                                   "decided_at": datetime.now().replace(microsecond=0).isoformat()}))
-    get_run_logger().warning("%s %s: monitoring alarm; %s", problem, day,
-                             note or ("update to be started (start_runs is off)" if decision["triggered"] else ""))
+    if decision["triggered"] and not start_runs:
+        note = f"no update run started (--no-trigger); to start it: python flows/update.py {problem} --as-of {day}"
+    get_run_logger().warning("%s %s: monitoring alarm; %s", problem, day, note or "")
     return {**decision, "note": note}
 
 
@@ -180,8 +181,12 @@ def _line(outcome: dict) -> str:
     kinds = sorted({c["kind"] for c in outcome["checks"] if c["flagged"]})
     trig = outcome.get("trigger")
     tail = ""
-    if trig:
-        tail = f" — update {'triggered' if trig['triggered'] else 'not triggered: ' + str(trig.get('declined'))}"
+    if trig and trig["triggered"] and trig.get("flow_run"):
+        tail = f" — update started ({trig['flow_run']})"
+    elif trig and trig["triggered"]:
+        tail = f" — update due: {trig.get('note')}"
+    elif trig:
+        tail = f" — update not triggered: {trig.get('declined')}"
     return f"{outcome['problem']} {outcome['day']}: {', '.join(kinds) or 'ok'}{tail}"
 
 

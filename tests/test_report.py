@@ -57,7 +57,8 @@ def test_the_run_page_shows_verdict_rules_effect_command_ledger_and_charts(world
     assert re.search(r'<svg class="chart" id="arms-chart"[^>]*>.*?<path', page, re.S)
     assert "fair baseline" in page and "c: fresh on new data" in page and "1 diverged" in page
     assert "input drift" in page and "Skill holds" in page  # monitoring findings in words
-    assert f'href="../html/echo/day-{world.days[-1]}.html"' in page  # Evidently's own page, relative
+    # Evidently's own page (relative) of the finding the page leads with: the flagged day of the last week
+    assert f'href="../html/echo/day-{world.days[3]}.html"' in page
 
 
 def test_pages_are_offline_and_hold_no_absolute_paths(world, built):
@@ -151,3 +152,14 @@ def test_one_problem_is_rebuilt_and_the_index_keeps_every_problem(world, built):
     text = _text(index)
     assert all(f'id="{p}"' in text for p in world.settings.problems)
     assert f'href="echo-{world.run_id}.html"' in text and page.stat().st_mtime_ns == before
+
+
+def test_the_lead_finding_is_yesterdays_alarm_not_todays_quiet_day_without_outcomes():
+    from lstmops.monitoring.report import ProblemState
+
+    checks = [{"period": "2027-01-15", "kind": "concept drift", "flagged": True, "words": "Skill loss"},
+              {"period": "2027-01-16", "kind": "none", "flagged": False, "words": "No outcomes observed yet"}]
+    state = ProblemState("echo", "accuracy", True, 1, None, [], [], [], checks, [])
+    assert state.latest_finding()["period"] == "2027-01-15"
+    quiet = ProblemState("echo", "accuracy", True, 1, None, [], [], [], checks[1:], [])
+    assert quiet.latest_finding()["period"] == "2027-01-16"

@@ -100,7 +100,7 @@ def monitoring_words(state: Any) -> str:
     """The latest monitoring check in its own words."""
     if not state.checks:
         return f"Monitoring has not checked {state.problem} yet."
-    last = state.checks[-1]
+    last = state.latest_finding()
     span = f"on {last['period']}" if last.get("interval") == "day" else f"in the week of {last['period']}"
     return f"Monitoring {span}: {last.get('words') or 'no finding recorded'}"
 
@@ -120,7 +120,7 @@ def status_line(state: Any) -> str:
     parts.append(f"{state.metric} {num(latest[state.metric])} on {latest['period']}" if latest
                  else "no skill measured yet")
     if state.checks:
-        last = state.checks[-1]
+        last = state.latest_finding()
         parts.append(f"monitoring {last['period']}: {last.get('kind') or 'none'}"
                      + (" (flagged)" if last.get("flagged") else ""))
     else:
@@ -263,7 +263,7 @@ def monitoring_section(state: Any, link: str | None) -> str:
     out = ['<section id="monitoring"><h2>Latest monitoring findings</h2>']
     if not state.checks:
         return out[0] + empty(f"Monitoring has not checked {state.problem} yet.") + "</section>"
-    last = state.checks[-1]
+    last = state.latest_finding()
     out.append(f"<p>{e(monitoring_words(state))}</p><p>Finding: <strong>{e(last.get('kind') or 'none')}</strong>"
                + (" (flagged)" if last.get("flagged") else "") + ".</p>")
     if link:

@@ -98,6 +98,18 @@ class ProblemState:
                 and r.get(self.metric) is not None]
         return mine[-1] if mine else None
 
+    def latest_finding(self, days: int = 7) -> dict | None:
+        """The check to lead with: the newest flagged one of the last ``days`` checked, else the newest.
+
+        The newest day often has no outcomes yet (they arrive a day later), so its "none"
+        must not hide yesterday's skill loss.
+        """
+        if not self.checks:
+            return None
+        recent = self.checks[-days:]
+        flagged = [c for c in recent if c.get("flagged")]
+        return flagged[-1] if flagged else self.checks[-1]
+
     def shadow_on(self, period: str) -> dict | None:
         """The previous model's shadow skill on ``period``, or None."""
         return next((r for r in self.skill if r["role"] == "shadow" and r["period"] == period
@@ -165,13 +177,13 @@ def run_page(settings: Settings, problem: str, run_id: str, *, registry: Any, st
         raise InputError(f"report: {problem} has no update run {run_id!r}")
     state = state or problem_state(problem, registry=registry, store=store, root=root)
     run = RunRecords.load(problem, run_id, root)
-    body = h.run_body(state, run, _evidently_link(state.checks[-1], root) if state.checks else None, _now())
+    body = h.run_body(state, run, _evidently_link(state.latest_finding(), root) if state.checks else None, _now())
     return _write(paths.reports_dir(root) / run.page, h.page(f"{problem}: update run {run_id}", body))
 
 
 def current_page(state: ProblemState, root: Path | None = None) -> Path:
     """Write the page of a problem with no update run yet (``<problem>.html``) and return its path."""
-    link = _evidently_link(state.checks[-1], root) if state.checks else None
+    link = _evidently_link(state.latest_finding(), root) if state.checks else None
     body = h.run_body(state, None, link, _now())
     return _write(paths.reports_dir(root) / f"{state.problem}.html", h.page(f"{state.problem}: current state", body))
 
