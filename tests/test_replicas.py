@@ -49,6 +49,23 @@ def tiny_problem(problem: str, n_train: int = 64, n_val: int = 24, **spec_overri
     return task, spec, (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:]), preparer
 
 
+def after_build(get, hook):
+    """A ``get_architecture`` whose architectures call ``hook(model)`` on every model they build."""
+    def get_architecture(name):
+        module = get(name)
+
+        class Hooked:
+            @staticmethod
+            def build(spec, task):
+                model = module.build(spec, task)
+                hook(model)
+                return model
+
+        return Hooked
+
+    return get_architecture
+
+
 @pytest.fixture
 def record_initial_weights(monkeypatch):
     """Record every model's weights right after it is built (both paths build through get_architecture)."""
@@ -57,23 +74,11 @@ def record_initial_weights(monkeypatch):
 
     built: list[list[np.ndarray]] = []
 
-    def recording(get):
-        def get_architecture(name):
-            module = get(name)
+    def record(model):
+        built.append([np.array(w) for w in model.get_weights()])
 
-            class Recorder:
-                @staticmethod
-                def build(spec, task):
-                    model = module.build(spec, task)
-                    built.append([np.array(w) for w in model.get_weights()])
-                    return model
-
-            return Recorder
-
-        return get_architecture
-
-    monkeypatch.setattr(replicas, "get_architecture", recording(replicas.get_architecture))
-    monkeypatch.setattr(training, "get_architecture", recording(training.get_architecture))
+    monkeypatch.setattr(replicas, "get_architecture", after_build(replicas.get_architecture, record))
+    monkeypatch.setattr(training, "get_architecture", after_build(training.get_architecture, record))
     return built
 
 
@@ -155,24 +160,15 @@ def test_a_diverging_replica_does_not_touch_the_others(monkeypatch):
     seeds = [21, 22, 23]
     clean = replicas.fit_replicas("vanilla", spec, task, train_xy, val_xy, train, seeds)
 
-    get, built = replicas.get_architecture, []
+    built = []
 
-    def poisoned(name):
-        module = get(name)
+    def poison(model):
+        built.append(model)
+        if len(built) == 2:  # the second seed's model starts with a NaN weight
+            kernel = model.trainable_variables[0]
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
 
-        class Poisoned:
-            @staticmethod
-            def build(spec, task):
-                model = module.build(spec, task)
-                built.append(model)
-                if len(built) == 2:  # the second seed's model starts with a NaN weight
-                    kernel = model.trainable_variables[0]
-                    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
-                return model
-
-        return Poisoned
-
-    monkeypatch.setattr(replicas, "get_architecture", poisoned)
+    monkeypatch.setattr(replicas, "get_architecture", after_build(replicas.get_architecture, poison))
     dirty = replicas.fit_replicas("vanilla", spec, task, train_xy, val_xy, train, seeds)
     assert np.isnan(dirty[1].history["loss"]).all() and np.isnan(dirty[1].history["val_loss"]).all()
     assert len(dirty[1].history["val_loss"]) == 1 + train.patience  # never improves after epoch 1: stops
