@@ -27,7 +27,6 @@ at least the problem's ``update.gate.min_gain``. Skill loss with undrifted input
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -41,6 +40,7 @@ from lstmops import paths
 from lstmops.config import Settings, problem_settings
 from lstmops.errors import StoreError
 from lstmops.seeding import int_seed_for, rng_for
+from lstmops.update.records import load_record, save_record
 
 INTERVALS = ("day", "week")
 SHADOW_COLUMN = "skill.shadow"
@@ -185,7 +185,7 @@ def check_interval(settings: Settings, problem: str, interval: str, period: date
     from lstmops.monitoring.traffic import world_sample
     from lstmops.problems import get_problem, is_generative
     from lstmops.serving.inputs import version_params
-    from lstmops.update.assess import compare
+    from lstmops.update.assess import Trend, trend_test, verdict_of
 
     module = get_problem(problem)
     start, end = interval_bounds(interval, period)
@@ -249,22 +249,22 @@ def check_interval(settings: Settings, problem: str, interval: str, period: date
     # Skill test against the reference (reference per-example values of the same version).
     skill = None
     if len(skill_values) >= cfg.min_rows:
-        name, p_value = compare(skill_values, profile["value"].to_numpy(float))
-        higher = bool(module.HIGHER_IS_BETTER)
-        effect = float(skill_values.mean() - profile["value"].mean())
-        gain = effect if higher else -effect
-        min_gain = settings.update.gate.min_gain.get(problem, 0.0)
-        skill = SkillCheck(module.PRIMARY_METRIC, higher, float(skill_values.mean()),
-                           float(shadow_values.mean()) if len(shadow_values) >= cfg.min_rows else None,
-                           float(profile["value"].mean()), len(skill_values), name, p_value, gain, min_gain,
-                           cfg.alpha, bool(p_value < cfg.alpha and gain < 0 and -gain >= min_gain))
+        test = trend_test(start.isoformat(), skill_values, profile["value"].to_numpy(float),
+                          bool(module.HIGHER_IS_BETTER), cfg.alpha, settings.update.gate.min_gain.get(problem, 0.0))
+        skill = SkillCheck(module.PRIMARY_METRIC, bool(module.HIGHER_IS_BETTER),
+                           test.recent_mean, float(shadow_values.mean()) if len(shadow_values) >= cfg.min_rows else None,
+                           test.earlier_mean, test.recent_n, test.test, test.p_value, test.gain, test.min_gain,
+                           test.alpha, verdict_of(test) is Trend.DEGRADING)
         check.skill = asdict(skill)
     flags = {"drift": False, "skill": bool(skill and skill.degrading)}
-    # The flags are computed before the snapshot so that it carries them; drift comes from the same run.
-    report = engine.interval_report(current, reference, values, threshold=cfg.threshold, drift_share=cfg.drift_share,
-                                    timestamp=datetime.combine(start, time(0)), tags=[interval],
-                                    metadata={"problem": problem, "interval": interval, "period": start.isoformat(),
-                                              "champion": f"v{champion}"})
+
+    def snapshot(values: pd.DataFrame) -> Any:
+        return engine.interval_report(current, reference, values, threshold=cfg.threshold,
+                                      drift_share=cfg.drift_share, timestamp=datetime.combine(start, time(0)),
+                                      tags=[interval], metadata={"problem": problem, "interval": interval,
+                                                                 "period": start.isoformat(), "champion": f"v{champion}"})
+
+    report = snapshot(values)  # the drift flag comes from this run; the kept snapshot also carries the flags
     check.drift = {group: {**asdict(result), "drifted": result.drifted} for group, result in report.drift.items()}
     primary = "world" if generative else "inputs"
     flags["drift"] = bool(primary in report.drift and report.drift[primary].flagged)
@@ -272,8 +272,8 @@ def check_interval(settings: Settings, problem: str, interval: str, period: date
     check.flagged = any(flags.values())
     check.kind, check.words = _in_words(problem, module, check, report.drift, skill, start, end)
     if workspace is not None or html:
-        report = _with_flags(report, current, reference, values, flags, cfg, interval, start, problem, champion,
-                             engine)
+        report = snapshot(values.assign(**{"flag.drift": float(flags["drift"]), "flag.skill": float(flags["skill"]),
+                                           "flag.any": float(check.flagged)}))
     if workspace is not None:
         project = engine.project_for(workspace, problem, f"{problem}: {module.TASK}")
         check.snapshot_id = engine.add_snapshot(workspace, project, report, replaces=_saved_snapshot(check, root))
@@ -286,22 +286,8 @@ def check_interval(settings: Settings, problem: str, interval: str, period: date
 
 def _saved_snapshot(check: IntervalCheck, root: Path | None) -> str | None:
     """The snapshot id of the interval's earlier check, if one was saved."""
-    path = paths.interval_record(check.problem, check.interval, check.period, root)
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("snapshot_id")
-    except (OSError, ValueError):
-        return None
-
-
-def _with_flags(report: Any, current, reference, values: pd.DataFrame, flags: dict, cfg, interval: str, start: date,
-                problem: str, champion: int, engine: Any) -> Any:
-    """The snapshot again, now carrying the verdict flags as values (the dashboards plot them)."""
-    values = values.assign(**{"flag.drift": float(flags["drift"]), "flag.skill": float(flags["skill"]),
-                              "flag.any": float(any(flags.values()))})
-    return engine.interval_report(current, reference, values, threshold=cfg.threshold, drift_share=cfg.drift_share,
-                                  timestamp=datetime.combine(start, time(0)), tags=[interval],
-                                  metadata={"problem": problem, "interval": interval, "period": start.isoformat(),
-                                            "champion": f"v{champion}"})
+    saved = load_record(paths.interval_record(check.problem, check.interval, check.period, root))
+    return (saved or {}).get("snapshot_id")
 
 
 def _shadow_values(module: Any, shadow: list[dict]) -> np.ndarray:
@@ -373,20 +359,8 @@ def _weak_signs(result: Any) -> str:
 
 def _finish(check: IntervalCheck, save: bool, root: Path | None) -> IntervalCheck:
     if save:
-        path = paths.interval_record(check.problem, check.interval, check.period, root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps(check.to_dict(), indent=1, default=_json_default) + "\n", encoding="utf-8")
-        partial.replace(path)
+        save_record(check, paths.interval_record(check.problem, check.interval, check.period, root))
     return check
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    raise TypeError(f"not JSON-able: {type(value).__name__}")
 
 
 def load_checks(problem: str, interval: str, root: Path | None = None) -> list[dict]:
@@ -394,5 +368,5 @@ def load_checks(problem: str, interval: str, root: Path | None = None) -> list[d
     folder = paths.interval_record(problem, interval, "x", root).parent
     out = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        out.append(json.loads(path.read_text(encoding="utf-8")))
+        out.append(load_record(path))
     return out

@@ -23,11 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-DRIFT_COUNT = "evidently:metric_v2:DriftedColumnsCount"
 VALUE_DRIFT = "evidently:metric_v2:ValueDrift"
-MEAN_VALUE = "evidently:metric_v2:MeanValue"
-MAX_VALUE = "evidently:metric_v2:MaxValue"
-ROW_COUNT = "evidently:metric_v2:RowCount"
 
 # Column-name prefixes of the feature groups inside one snapshot's table.
 GROUP_PREFIX = {"inputs": "in.", "predictions": "pred.", "outcomes": "obs.", "world": "world."}
@@ -136,12 +132,10 @@ def categorical_columns(frame: pd.DataFrame) -> set[str]:
 
 @dataclass
 class IntervalReport:
-    """The Evidently snapshot of one interval and the typed results read from it."""
+    """The Evidently snapshot of one interval and the typed drift results read from it."""
 
     snapshot: Any
     drift: dict[str, DriftResult]
-    values: dict[str, float]
-    rows: int
 
     def save_html(self, path: Path) -> Path:
         """Evidently's own self-contained HTML page of this snapshot."""
@@ -202,9 +196,9 @@ def interval_report(current: Mapping[str, pd.DataFrame], reference: Mapping[str,
     snapshot = report.run(Dataset.from_pandas(current_frame, data_definition=definition),
                           Dataset.from_pandas(reference_frame, data_definition=definition),
                           timestamp=timestamp, tags=list(tags), metadata=dict(metadata))
-    drift, found = read_results(snapshot.dict(), tested, {g: len(current[g]) for g in tested},
-                                {g: len(reference[g]) for g in tested}, drift_share)
-    return IntervalReport(snapshot, drift, found, rows=len(vals))
+    drift = read_results(snapshot.dict(), tested, {g: len(current[g]) for g in tested},
+                         {g: len(reference[g]) for g in tested}, drift_share)
+    return IntervalReport(snapshot, drift)
 
 
 def _side_by_side(parts: list[pd.DataFrame], values: pd.DataFrame | None, like: pd.DataFrame | None = None
@@ -225,26 +219,20 @@ def _side_by_side(parts: list[pd.DataFrame], values: pd.DataFrame | None, like: 
 
 
 def read_results(summary: dict, groups: Sequence[str], n_current: Mapping[str, int],
-                 n_reference: Mapping[str, int], drift_share: float) -> tuple[dict[str, DriftResult], dict[str, float]]:
-    """The typed drift results and single values of a snapshot's ``dict()``, found by metric type and column."""
+                 n_reference: Mapping[str, int], drift_share: float) -> dict[str, DriftResult]:
+    """The typed drift results of a snapshot's ``dict()``, found by metric type and column."""
     by_column: dict[str, ColumnDrift] = {}
-    values: dict[str, float] = {}
     tests = {t["metric_config"]["metric_id"]: t for t in summary.get("tests", [])}
     for metric in summary["metrics"]:
         config, value = metric["config"], metric["value"]
-        kind = config.get("type")
-        if kind == VALUE_DRIFT:
-            test = tests.get(metric["id"], {})
-            method = "chi-square two-sample p_value" if config.get("method") == CATEGORICAL_TEST else "K-S p_value"
-            score = float(value) if value is not None else math.nan
-            threshold = float(config.get("threshold"))
-            drifted = (str(test.get("status", "")).endswith("FAIL") if test
-                       else bool(score < threshold))
-            by_column[config["column"]] = ColumnDrift(config["column"], method, score, threshold, drifted)
-        elif kind in (MEAN_VALUE, MAX_VALUE):
-            values[config["column"]] = float(value) if value is not None else math.nan
-        elif kind == ROW_COUNT:
-            values["rows"] = float(value)
+        if config.get("type") != VALUE_DRIFT:
+            continue
+        test = tests.get(metric["id"], {})
+        method = "chi-square two-sample p_value" if config.get("method") == CATEGORICAL_TEST else "K-S p_value"
+        score = float(value) if value is not None else math.nan
+        threshold = float(config.get("threshold"))
+        drifted = str(test.get("status", "")).endswith("FAIL") if test else bool(score < threshold)
+        by_column[config["column"]] = ColumnDrift(config["column"], method, score, threshold, drifted)
     out: dict[str, DriftResult] = {}
     for group in groups:
         prefix = GROUP_PREFIX[group]
@@ -254,7 +242,7 @@ def read_results(summary: dict, groups: Sequence[str], n_current: Mapping[str, i
         share = drifted / len(columns) if columns else 0.0
         out[group] = DriftResult(group, int(n_current[group]), int(n_reference[group]), share, drifted,
                                  drifted > 0 and share >= drift_share, columns)
-    return out, values
+    return out
 
 
 # --- workspace and dashboards -------------------------------------------------------------
