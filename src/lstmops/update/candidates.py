@@ -245,14 +245,8 @@ def _continue(job: ArmJob, preparer: Any, train_xy: tuple, val_xy: tuple) -> tup
     """The deployed model, recompiled at ``lr_factor`` × the problem's rate, trained ``job.epochs`` more."""
     import keras
 
-    from lstmops.modeling.architectures import resolve_loss
-    from lstmops.modeling.architectures._common import optimizer
-    from lstmops.modeling.bundle import load_model
-
     train, task = _task(job, preparer, len(train_xy[0]))
-    spec = job.cfg.model.model_copy(update={"learning_rate": job.cfg.model.learning_rate * job.lr_factor})
-    model = load_model(job.data.champion_dir)
-    model.compile(optimizer=optimizer(spec, task), loss=resolve_loss(task.loss))
+    model = _champion_builder(job, task)(job.seed)
     history = model.fit(*train_xy, batch_size=train.batch_size, epochs=job.epochs, validation_data=val_xy,
                         callbacks=[keras.callbacks.TerminateOnNaN()], shuffle=True, verbose=0).history
     return model, history
