@@ -15,7 +15,6 @@ ledger, proposals), the prediction store (skill per day), the update runs' recor
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from lstmops import paths
 from lstmops.config import Settings
 from lstmops.errors import InputError
 from lstmops.monitoring import pages as h
+from lstmops.update.records import load_record
 
 INDEX = "index.html"
 ARM_ORDER = ("deployed", "baseline", "a", "b", "c", "d")
@@ -49,10 +49,8 @@ class RunRecords:
     @classmethod
     def load(cls, problem: str, run_id: str, root: Path | None = None) -> "RunRecords":
         """The run's saved records, whichever exist."""
-        from lstmops.update.records import load_record
-
         folder = paths.update_run_dir(problem, run_id, root)
-        results = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((folder / "results").glob("*.json"))]
+        results = [load_record(p) for p in sorted((folder / "results").glob("*.json"))]
         return cls(problem, run_id, *(load_record(folder / f"{step}.json")
                                       for step in ("collect", "assess", "gate", "proposal")), results)
 
@@ -206,8 +204,9 @@ def build_report(settings: Settings, *, registry: Any, store: Any, root: Path | 
             run_page(settings, problem, run_id, registry=registry, store=store, root=root, state=state)
         if not state.runs:
             current_page(state, root)
-    verdicts = {p: {r: ((RunRecords.load(p, r, root).gate or {}).get("verdict")) for r in s.runs}
-                for p, s in states.items()}
+    verdicts = {p: {r: (load_record(paths.update_run_dir(p, r, root) / "gate.json") or {}).get("verdict")
+                    for r in s.runs}
+                for p, s in states.items()}  # the gate's file only: a run's arm results are many files
     folder = paths.reports_dir(root)
     present = {p.name for p in folder.glob("*.html")} if folder.is_dir() else set()
     return _write(folder / INDEX, h.page("lstmops: models and decisions",
