@@ -46,7 +46,7 @@ def _day(text: str | None) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InputError(f"monitor: {text!r} is not a date (YYYY-MM-DD)") from None
+        raise InputError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 @task(name="monitor problem", retries=1, retry_delay_seconds=5)

@@ -307,3 +307,12 @@ def test_the_monitor_flow_starts_the_update_deployment_as_a_linked_run(world):
     recorded = [t for t in past_triggers(world["root"]) if t["day"] == day.isoformat()]
     assert recorded[-1]["flow_run"] == trigger["flow_run"]
     assert (world["root"] / "monitoring" / "reports" / "index.html").is_file()
+
+
+def test_the_monitor_flow_refuses_bad_days_and_names_in_one_line_before_prefect():
+    script = str(ROOT / "flows" / "monitor.py")
+    for args, expected in ((["--day", "2027-13-01"], "monitor: error: '2027-13-01' is not a date (YYYY-MM-DD)"),
+                           (["--day", "2027-01-01", "--only", "nope"], "monitor: error: unknown problem 'nope'")):
+        done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and done.stderr.strip().startswith(expected), done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "temporary server" not in done.stdout
