@@ -13,9 +13,10 @@ a database to the newest revision when the registry or the store opens it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy import Engine, Table, create_engine, event, inspect, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from lstmops.errors import DatabaseError
+from lstmops.errors import DatabaseError, InputError
 
 _ENGINES: dict[str, Engine] = {}
 BUSY_TIMEOUT_S = 30
@@ -31,9 +32,35 @@ MIGRATION_LOCK_KEY = 7_051_731  # PostgreSQL advisory lock id of lstmops schema 
 
 
 
+CLOCK_ENV = "LSTMOPS_CLOCK"
+
+
 def utcnow() -> datetime:
-    """The current time in UTC, naive (every timestamp in the database is naive UTC)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """The current time in UTC, naive (every timestamp in the database is naive UTC).
+
+    A rehearsal runs on simulated time: ``$LSTMOPS_CLOCK`` = ``<simulated ISO time>@<real
+    epoch seconds>`` makes this return the simulated time plus the real time elapsed since
+    the clock was set, so ledger rows, proposals and expiries carry the rehearsed dates and
+    keep their order.
+    """
+    real = datetime.now(UTC).replace(tzinfo=None)
+    clock = os.environ.get(CLOCK_ENV)
+    if not clock:
+        return real
+    simulated, _, since = clock.partition("@")
+    try:
+        start = datetime.fromisoformat(simulated)
+        elapsed = real - datetime.fromtimestamp(float(since), UTC).replace(tzinfo=None) if since else timedelta(0)
+    except ValueError:
+        raise InputError(f"{CLOCK_ENV}={clock!r}: expected <ISO time>@<epoch seconds>") from None
+    return start.replace(tzinfo=None) + max(elapsed, timedelta(0))
+
+
+def set_clock(simulated: datetime) -> None:
+    """Run this process (and its children) on simulated time from ``simulated`` on (see :func:`utcnow`)."""
+    import time
+
+    os.environ[CLOCK_ENV] = f"{simulated.replace(tzinfo=None).isoformat()}@{time.time()}"
 
 
 def _sqlite_setup(engine: Engine) -> None:

@@ -435,6 +435,7 @@ def _version_number(text: str) -> int:
 from lstmops.cli import monitor as _monitor  # noqa: E402,F401 - registers its commands on ``app``
 from lstmops.cli import proposals as _proposals  # noqa: E402,F401 - registers its commands on ``app``
 from lstmops.cli import report as _report  # noqa: E402,F401 - registers ``lstmops report``
+from lstmops.cli import rehearse as _rehearse  # noqa: E402,F401 - registers ``lstmops rehearse``
 
 
 def main() -> None:

@@ -62,6 +62,10 @@ class SkillCheck:
     min_gain: float
     alpha: float
     degrading: bool
+    # The deployed model against the previous one running in shadow on the same requests
+    # (same test, alpha and minimum gain): significantly worse means "roll back".
+    shadow_p_value: float | None = None
+    worse_than_previous: bool = False
 
 
 @dataclass
@@ -198,8 +202,10 @@ def check_interval(settings: Settings, problem: str, interval: str, period: date
         return _finish(check, save, root)
     rows = store.joined(problem, since=datetime.combine(start, time(0)), until=datetime.combine(end, time(0)),
                         observed_only=False, shadow=True)
-    served = [r for r in rows if r["role"] == "served"]
-    shadow = [r for r in rows if r["role"] == "shadow"]
+    # Only what the deployed model served counts as its traffic (an interval that spans a promotion or a
+    # rollback also holds the other model's), and only the previous model's outputs as the shadow.
+    served = [r for r in rows if r["role"] == "served" and r["model_version"] == champion]
+    shadow = [r for r in rows if r["role"] == "shadow" and r["model_version"] == previous]
     check.predictions = len(served)
     check.observed = sum(r["target"] is not None for r in served)
     cfg = settings.monitoring
@@ -251,12 +257,19 @@ def check_interval(settings: Settings, problem: str, interval: str, period: date
     if len(skill_values) >= cfg.min_rows:
         test = trend_test(start.isoformat(), skill_values, profile["value"].to_numpy(float),
                           bool(module.HIGHER_IS_BETTER), cfg.alpha, settings.update.gate.min_gain.get(problem, 0.0))
+        versus = None
+        if len(shadow_values) >= cfg.min_rows:
+            versus = trend_test(start.isoformat(), skill_values, shadow_values, bool(module.HIGHER_IS_BETTER),
+                                cfg.alpha, settings.update.gate.min_gain.get(problem, 0.0))
         skill = SkillCheck(module.PRIMARY_METRIC, bool(module.HIGHER_IS_BETTER),
-                           test.recent_mean, float(shadow_values.mean()) if len(shadow_values) >= cfg.min_rows else None,
+                           test.recent_mean, float(shadow_values.mean()) if versus is not None else None,
                            test.earlier_mean, test.recent_n, test.test, test.p_value, test.gain, test.min_gain,
-                           test.alpha, verdict_of(test) is Trend.DEGRADING)
+                           test.alpha, verdict_of(test) is Trend.DEGRADING,
+                           versus.p_value if versus is not None else None,
+                           versus is not None and verdict_of(versus) is Trend.DEGRADING)
         check.skill = asdict(skill)
-    flags = {"drift": False, "skill": bool(skill and skill.degrading)}
+    flags = {"drift": False, "skill": bool(skill and skill.degrading),
+             "rollback": bool(skill and skill.worse_than_previous)}
 
     def snapshot(values: pd.DataFrame) -> Any:
         return engine.interval_report(current, reference, values, threshold=cfg.threshold,
@@ -319,10 +332,16 @@ def _in_words(problem: str, module: Any, check: IntervalCheck, drift: dict, skil
         change = (f"its {skill.metric} {direction} from {skill.reference:.4g} to {skill.served:.4g} "
                   f"({skill.test}, p = {skill.p_value:.2g}, {skill.n} observed)")
         parts.append(("Skill loss: " if loss else "Skill holds: ") + change + ".")
+        if skill.worse_than_previous:
+            parts.append(f"The previous model v{check.previous_version}, in shadow on the same requests, does "
+                         f"better ({skill.metric} {skill.shadow:.4g}, p = {skill.shadow_p_value:.2g}): roll back "
+                         f"with `{rollback_command(problem)}`.")
     elif not module.__dict__.get("GENERATIVE", False):
         parts.append("No outcomes observed yet: skill not tested.")
     hints = _weak_signs(primary)
-    if loss and not drifted and not hints:
+    if skill is not None and skill.worse_than_previous:
+        kind = "worse than previous"
+    elif loss and not drifted and not hints:
         kind = "concept drift"
         parts.append("The inputs look as they did in training, so the relation between inputs and outcomes "
                      "changed (concept drift), unless the inputs changed too little to show yet: the week's "
@@ -343,6 +362,16 @@ def _in_words(problem: str, module: Any, check: IntervalCheck, drift: dict, skil
     if not parts:
         parts.append("Nothing changed.")
     return kind, " ".join(parts)
+
+
+def rollback_command(problem: str) -> str:
+    """The command that restores the previous model."""
+    return f'lstmops models rollback {problem} --reason "worse than the previous model in shadow"'
+
+
+def recommends_rollback(check: dict) -> bool:
+    """Whether a saved check found the deployed model worse than the previous one in shadow."""
+    return bool((check.get("flags") or {}).get("rollback"))
 
 
 UNCHANGED_P = 0.05  # family-wise: inputs count as unchanged when no feature's p-value times their number is below

@@ -105,6 +105,20 @@ def monitoring_words(state: Any) -> str:
     return f"Monitoring {span}: {last.get('words') or 'no finding recorded'}"
 
 
+def rollback_words(state: Any) -> str | None:
+    """The rollback recommendation, when a recent check found the deployed model worse than the previous one."""
+    from lstmops.monitoring.checks import recommends_rollback, rollback_command
+
+    if not state.checks or state.previous is None:
+        return None
+    last = state.latest_finding()
+    if not recommends_rollback(last) or last.get("champion_version") != state.champion:
+        return None
+    return (f"Recommended: roll back to v{state.previous}. Monitoring on {last['period']} found the deployed "
+            f"v{state.champion} worse than v{state.previous} on the same requests; to restore it: "
+            f"{rollback_command(state.problem)}")
+
+
 def pending_words(state: Any) -> str:
     """Whether anything awaits a person's decision."""
     if not state.pending:
@@ -123,6 +137,8 @@ def status_line(state: Any) -> str:
         last = state.latest_finding()
         parts.append(f"monitoring {last['period']}: {last.get('kind') or 'none'}"
                      + (" (flagged)" if last.get("flagged") else ""))
+        if rollback_words(state):
+            parts.append(f"recommended: roll back to v{state.previous}")
     else:
         parts.append("not monitored yet")
     parts.append(f"awaiting approval: {'yes, #' + ', #'.join(str(p.id) for p in state.pending) if state.pending else 'no'}")
@@ -293,6 +309,8 @@ def run_body(state: Any, run: Any | None, link: str | None, made_at: str) -> str
     """The body of a run page (or, with no run, of the problem's current-state page)."""
     title = f"{state.problem}: update run of {run.run_id}" if run is not None else f"{state.problem}: current state"
     summary = [deployed_words(state), skill_words(state), monitoring_words(state), pending_words(state)]
+    if rollback_words(state):
+        summary.append(rollback_words(state))
     summary.insert(1, run_words(run) if run is not None else "No update run has been made yet.")
     parts = [f'<nav>{_link("index.html", "← all problems")}</nav><h1>{e(title)}</h1>'
              f'<p class="made">Made {e(made_at)} from the registry, the prediction store, the update run’s records '
@@ -307,9 +325,18 @@ def run_body(state: Any, run: Any | None, link: str | None, made_at: str) -> str
 
 
 def index_body(states: Sequence[Any], verdicts: Mapping[str, Mapping[str, str | None]], present: set[str],
-               made_at: str) -> str:
-    """Every problem in one line of plain words, with links to its pages, newest first."""
-    out = ["<h1>Models and decisions</h1>",
+               made_at: str, rehearsal: Mapping[str, Any] | None = None) -> str:
+    """Every problem in one line of plain words, with links to its pages, newest first.
+
+    A rehearsal's report (``rehearsal``: its description and decisions) says so at the top
+    and ends with the table of every decision it made.
+    """
+    out = ["<h1>Models and decisions</h1>"]
+    if rehearsal:
+        out.append(f'<p class="rehearsal"><strong>Rehearsal {e(rehearsal.get("name"))}</strong>: simulated days '
+                   f'{e(rehearsal.get("from"))} to {e(rehearsal.get("to"))} (sizes {e(rehearsal.get("sizes"))}, '
+                   f'approvals {e(rehearsal.get("approve"))}). Nothing here touched the real models.</p>')
+    out += [
            f'<p class="made">Made {e(made_at)}. One section per problem: what is deployed, how well it does, what '
            "monitoring found, and whether a decision awaits you. Each update run has its own page.</p>"]
     for state in states:
@@ -325,4 +352,10 @@ def index_body(states: Sequence[Any], verdicts: Mapping[str, Mapping[str, str | 
             links.append(f"<li>{_link(name, 'current state')} (no update run yet)</li>" if name in present
                          else "<li>no update run yet</li>")
         out.append("<ul>" + "".join(links) + "</ul></section>")
+    if rehearsal:
+        rows = [[e(r.get("day")), e(r.get("problem")), e(r.get("event")), e(r.get("detail")),
+                 e("–" if r.get("champion") is None else f"v{r['champion']}")] for r in rehearsal.get("decisions", [])]
+        out.append('<section id="decisions"><h2>Decisions of the rehearsal</h2>'
+                   + (table(["day", "problem", "event", "what happened", "deployed after"], rows, "decisions")
+                      if rows else empty("No decision was made.")) + "</section>")
     return "\n".join(out)

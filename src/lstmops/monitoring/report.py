@@ -142,6 +142,9 @@ def _problems(settings: Settings, problems: Sequence[str] | None) -> list[str]:
     return list(problems) if problems else known
 
 
+REHEARSAL_FILE = "rehearsal.json"  # in a rehearsal's root: what is rehearsed, and its decisions so far
+
+
 def _write(path: Path, text: str) -> Path:
     """Write a page atomically, so a browser never opens half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,8 +212,10 @@ def build_report(settings: Settings, *, registry: Any, store: Any, root: Path | 
                 for p, s in states.items()}  # the gate's file only: a run's arm results are many files
     folder = paths.reports_dir(root)
     present = {p.name for p in folder.glob("*.html")} if folder.is_dir() else set()
-    return _write(folder / INDEX, h.page("lstmops: models and decisions",
-                                         h.index_body(list(states.values()), verdicts, present, _now())))
+    rehearsal = load_record((root or paths.repo_root()) / REHEARSAL_FILE)
+    title = "lstmops: models and decisions" + (" (rehearsal)" if rehearsal else "")
+    return _write(folder / INDEX, h.page(title, h.index_body(list(states.values()), verdicts, present, _now(),
+                                                             rehearsal)))
 
 
 def day_of(value: Any) -> date:

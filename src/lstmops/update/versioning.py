@@ -78,6 +78,17 @@ def version_batch(root: Path, folder: Path, message: str) -> dict:
         StageError: ``dvc add`` failed.
     """
     root, folder = Path(root).resolve(), Path(folder).resolve()
+    # Update runs of different problems may collect at the same time (served deployments, a
+    # rehearsal's workers): git's index and DVC's repository lock take one writer at a time.
+    from filelock import FileLock
+
+    lock = root / ".dvc" / "tmp" / "lstmops-versioning.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
+        return _version(root, folder, message)
+
+
+def _version(root: Path, folder: Path, message: str) -> dict:
     relative = str(folder.relative_to(root))
     added = _run([*_dvc(), "add", "-q", relative], root)
     if added.returncode != 0:
