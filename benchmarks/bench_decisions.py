@@ -19,7 +19,8 @@ resumes), the summary goes to ``benchmarks/results/decisions_<sizes>.json``.
 Targets (issue 10): false promotion <= 5% (upper end <= 10%) over >= 100 decisions;
 PROMOTE for >= 95% of degraded champions within one interval; recovery >= 95%.
 
-    .venv/bin/python benchmarks/bench_decisions.py --sizes small --steady 17 --drift 10
+    .venv/bin/python benchmarks/bench_decisions.py --sizes small --steady 24 --drift 5 \
+        --steady-for moving_square=6 damped_sine=12 cumulative_sum=12
     .venv/bin/python benchmarks/bench_decisions.py --sizes default --steady 1 --drift 1 --problems echo
 """
 
@@ -58,6 +59,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="small", help="a preset of rehearsal.yaml (default: small)")
     parser.add_argument("--steady", type=int, default=17, help="steady-world decisions per problem")
+    parser.add_argument("--steady-for", nargs="*", default=[], metavar="PROBLEM=N",
+                        help="another steady count for some problems (e.g. the costly moving_square=6)")
     parser.add_argument("--drift", type=int, default=10, help="drift-world trials per problem")
     parser.add_argument("--problems", nargs="*", help="default: every problem")
     parser.add_argument("--workers", type=int, default=2, help="trials side by side (processes)")
@@ -70,6 +73,7 @@ def main() -> None:
     from lstmops.registry import Registry
 
     settings = preset_settings(args.sizes, ROOT)
+    steady_for = {k: int(v) for k, _, v in (item.partition("=") for item in args.steady_for)}
     problems = args.problems or list(settings.problems)
     registry = Registry()
     name = f"decisions_{args.sizes}{args.tag}"
@@ -90,7 +94,7 @@ def main() -> None:
                       f"{degraded[problem]['weeks'][-1]['loss'] if degraded[problem]['weeks'] else None} on "
                       f"{degraded[problem]['degraded_on']}", flush=True)
             days = steady_days(settings, problem)
-            for i in range(args.steady):
+            for i in range(steady_for.get(problem, args.steady)):
                 trials.append({"problem": problem, "world": "steady", "seed": 1000 + i,
                                "days": [days[i % len(days)].isoformat()]})
             first = degraded.get(problem, {}).get("degraded_on")

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 
 DECIDED = ("promoted", "approved", "rejected", "expired", "superseded")
@@ -47,19 +48,19 @@ def _context(problem: str, as_of: str | None) -> Any:
     return UpdateRun(settings, problem, parse_day(as_of, settings), paths.repo_root(), registry, Store(registry.url))
 
 
-@task(name="collect", retries=2, retry_delay_seconds=5)  # DVC, git and the database are I/O that can fail
+@task(name="collect", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)  # DVC, git and the database are I/O that can fail
 def collect(run: Any) -> dict:
     """Step 1: draw, validate, version and replay the day's batch."""
     return run.collect()
 
 
-@task(name="assess deployed model", retries=1, retry_delay_seconds=5)
+@task(name="assess deployed model", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def assess(run: Any) -> dict:
     """Step 2: skill per interval and the trend verdict of the deployed model."""
     return run.assess()
 
 
-@task(name="prepare arms' data")
+@task(name="prepare arms' data", cache_policy=NO_CACHE)
 def prepare(run: Any) -> Any:
     """The old, new and evaluation arrays every arm uses (the deployed model's preprocessing)."""
     return run.data()
@@ -83,19 +84,19 @@ def train_arm(jobs: list) -> list:
     return results
 
 
-@task(name="compare (gate)")
+@task(name="compare (gate)", cache_policy=NO_CACHE)
 def compare(run: Any, data: Any, repeats: int) -> Any:
     """Step 4: the gate's decision on all repeats so far."""
     return run.decide(data, repeats)
 
 
-@task(name="propose", retries=2, retry_delay_seconds=5)
+@task(name="propose", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def propose(run: Any, decision: Any, data: Any, flow_run_id: str | None) -> dict | None:
     """Step 5a: register the winner and create the proposal a person decides on."""
     return run.propose(decision, data, flow_run_id)
 
 
-@task(name="stakeholder report")
+@task(name="stakeholder report", cache_policy=NO_CACHE)
 def publish_report(run: Any) -> str | None:
     """Rebuild the stakeholder report (monitoring/reports/index.html); a failure is logged, the run goes on."""
     from lstmops.monitoring.report import build_report
@@ -111,7 +112,12 @@ def publish_report(run: Any) -> str | None:
 
 
 def task_runner(settings: Any) -> Any:
-    """Where the arms train: a local process pool, or a Dask cluster (``update.runner: dask``)."""
+    """Where the arms train: a local process pool, or a Dask cluster (``update.runner: dask``).
+
+    With one local worker there is nothing to run side by side: the arms train in this
+    process (a thread), which spares a worker's start-up and keeps JAX's compiled
+    training programs warm from one run to the next (a rehearsal's weekly runs).
+    """
     if settings.update.runner == "dask":
         from prefect_dask import DaskTaskRunner
 
@@ -119,8 +125,10 @@ def task_runner(settings: Any) -> Any:
             return DaskTaskRunner(address=settings.update.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": settings.update.workers, "threads_per_worker": 1,
                                               "processes": True})
-    from prefect.task_runners import ProcessPoolTaskRunner
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
+    if settings.update.workers == 1:
+        return ThreadPoolTaskRunner(max_workers=1)
     return ProcessPoolTaskRunner(max_workers=settings.update.workers)
 
 
