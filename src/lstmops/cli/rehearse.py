@@ -20,8 +20,12 @@ def _bad(text: str) -> dict:
 
     problem, at, day = text.partition("@")
     if not at or not problem or not day:
-        raise InputError(f"rehearse: --bad-candidate {text!r}: expected PROBLEM@YYYY-MM-DD")
+        raise InputError(f"--bad-candidate {text!r}: expected PROBLEM@YYYY-MM-DD")
     return {"problem": problem, "day": day}
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command()
@@ -45,6 +49,9 @@ def rehearse(
 
     Writes only to rehearsals/NAME/ and ends with its stakeholder report and a table of decisions.
     """
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupted)  # a killed rehearsal stops its workers too
     with _errors("rehearse"):
         from lstmops import paths
         from lstmops.config import load_settings

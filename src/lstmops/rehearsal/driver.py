@@ -78,7 +78,7 @@ def bad_candidate(settings: Any, problem: str, registry: Any, root: Path, day: d
     from lstmops.seeding import rng_for
 
     if is_generative(problem):
-        raise InputError(f"rehearse: --bad-candidate {problem}: a generative model has no labels to corrupt")
+        raise InputError(f"--bad-candidate {problem}: a generative model has no labels to corrupt")
     use_default_backend()
     champion = registry.resolve(problem, "champion")
     cfg = settings.problems[problem]

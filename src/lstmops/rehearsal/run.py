@@ -100,9 +100,16 @@ def _workers(plan: Plan, folder: Path, source: Path, env: dict, echo) -> list:
         cmd = [sys.executable, "-m", "lstmops.rehearsal.driver", str(folder), str(source), *group]
         procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=source), log, group))
     seen = {k: 0 for k in range(len(procs))}
-    while any(p.poll() is None for p, _, _ in procs):
-        time.sleep(2)
-        seen = _progress(folder, seen, echo)
+    try:
+        while any(p.poll() is None for p, _, _ in procs):
+            time.sleep(2)
+            seen = _progress(folder, seen, echo)
+    except BaseException:  # Ctrl-C or a kill of the parent: no worker is left running on its own
+        for proc, _, _ in procs:
+            proc.terminate()
+        for proc, _, _ in procs:
+            proc.wait(30)
+        raise
     _progress(folder, seen, echo)
     for _, log, _ in procs:
         log.close()

@@ -68,7 +68,7 @@ def rehearsal_root(name: str, root: Path | None = None) -> Path:
 def env_for(folder: Path) -> dict[str, str]:
     """The environment that points lstmops (and DVC, GX, Prefect's tags) at the rehearsal's world."""
     return {"LSTMOPS_ROOT": str(folder), "LSTMOPS_DB_URL": f"sqlite:///{folder / 'registry' / 'lstmops.db'}",
-            "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false", "LSTMOPS_REHEARSAL": folder.name}
+            "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false"}
 
 
 def check_plan(plan: Plan, source: Path) -> None:
@@ -83,21 +83,21 @@ def check_plan(plan: Plan, source: Path) -> None:
         try:
             date.fromisoformat(text)
         except (TypeError, ValueError):
-            raise InputError(f"rehearse: {text!r} is not a date (YYYY-MM-DD)") from None
+            raise InputError(f"{text!r} is not a date (YYYY-MM-DD)") from None
     if plan.last < plan.first:
-        raise InputError(f"rehearse: --to {plan.last} is before --from {plan.first}")
+        raise InputError(f"--to {plan.last} is before --from {plan.first}")
     if plan.approve not in APPROVE:
-        raise InputError(f"rehearse: --approve must be one of {', '.join(APPROVE)}, not {plan.approve!r}")
+        raise InputError(f"--approve must be one of {', '.join(APPROVE)}, not {plan.approve!r}")
     if plan.sizes not in load_presets(source):
-        raise InputError(f"rehearse: no preset {plan.sizes!r} in rehearsal.yaml "
+        raise InputError(f"no preset {plan.sizes!r} in rehearsal.yaml "
                          f"(known: {', '.join(sorted(load_presets(source)))})")
     for bad in plan.bad:
         if bad["problem"] not in plan.problems:
-            raise InputError(f"rehearse: --bad-candidate {bad['problem']}: not one of the rehearsed problems")
+            raise InputError(f"--bad-candidate {bad['problem']}: not one of the rehearsed problems")
         if not plan.first <= bad["day"] <= plan.last:
-            raise InputError(f"rehearse: --bad-candidate day {bad['day']} is outside {plan.first}..{plan.last}")
+            raise InputError(f"--bad-candidate day {bad['day']} is outside {plan.first}..{plan.last}")
     if not plan.name or "/" in plan.name or plan.name.startswith("."):
-        raise InputError(f"rehearse: {plan.name!r} is not a usable rehearsal name")
+        raise InputError(f"{plan.name!r} is not a usable rehearsal name")
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
@@ -118,16 +118,16 @@ def create(plan: Plan, source: Path, replace: bool = False) -> Path:
     folder = rehearsal_root(plan.name, source)
     if folder.exists():
         if not replace:
-            raise InputError(f"rehearse: {folder} exists; give another --name, or --replace to start it over")
+            raise InputError(f"{folder} exists; give another --name, or --replace to start it over")
         if load_record(folder / REHEARSAL_FILE) is None:
-            raise InputError(f"rehearse: {folder} is not a rehearsal (no {REHEARSAL_FILE}); not replacing it")
+            raise InputError(f"{folder} is not a rehearsal (no {REHEARSAL_FILE}); not replacing it")
         shutil.rmtree(folder)
     real = Registry(url=paths.database_url(source), folder=paths.registry_dir(source))
     champions = {}
     for problem in plan.problems:
         champions[problem] = real.resolve(problem, "champion")  # NoModelError names the problem
         if not paths.raw_split(problem, "train", source).is_file():
-            raise InputError(f"rehearse: {problem} has no training split at "
+            raise InputError(f"{problem} has no training split at "
                              f"{paths.raw_split(problem, 'train', source)}; run `dvc repro` (or dvc pull) first")
     raw = yaml.safe_load(paths.params_file(source).read_text(encoding="utf-8"))
     merged = rehearsal_params(raw, plan.sizes, source)  # a broken preset stops here, before anything is written
