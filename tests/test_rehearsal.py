@@ -119,6 +119,15 @@ def test_a_bad_model_is_found_worse_than_the_previous_one_and_rolled_back(rehear
     # the bad model served 01-09, its outcomes arrive 01-10, the check on the morning of 01-11 finds it
     assert back[0]["day"] <= "2027-01-12" and back[0]["champion"] == 1
     assert any(r["event"] == "alarm: worse than previous" and r["day"] <= back[0]["day"] for r in rows)
+    # skill returns: the bad model's served day against a day the restored model served (before the drift)
+    from lstmops import paths
+
+    def served(day: str) -> tuple[int, float]:
+        record = json.loads(paths.interval_record("echo", "day", day, rehearsed["folder"]).read_text())
+        return record["champion_version"], record["skill"]["served"]
+
+    (bad_version, bad_skill), (good_version, good_skill) = served("2027-01-09"), served("2027-01-12")
+    assert bad_version == 2 and good_version == 1 and good_skill > bad_skill + 0.3
 
 
 @pytest.mark.flow
