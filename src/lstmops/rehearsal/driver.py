@@ -98,8 +98,30 @@ def bad_candidate(settings: Any, problem: str, registry: Any, root: Path, day: d
     return registry.register(problem, folder, actor=ACTOR).version.version
 
 
-def run_days(folder: Path, source: Path, problems: list[str]) -> None:
-    """Rehearse every day of the plan for ``problems`` (in this process, in the rehearsal's world)."""
+def _done_file(folder: Path, index: int) -> Path:
+    return folder / "logs" / f"worker-{index}.day"
+
+
+def _wait_for_others(folder: Path, index: int, workers: int, day: date) -> None:
+    """Start ``day`` only once every worker has finished the day before: the world has one clock.
+
+    Workers share the registry: one a month ahead would, e.g., expire the proposals
+    another worker made yesterday and is about to approve.
+    """
+    before = (day - timedelta(days=1)).isoformat()
+    while True:
+        done = [(_done_file(folder, k).read_text().strip() if _done_file(folder, k).is_file() else "")
+                for k in range(workers) if k != index]
+        if all(d >= before for d in done):
+            return
+        clock.sleep(0.5)
+
+
+def run_days(folder: Path, source: Path, problems: list[str], index: int = 0, workers: int = 1) -> None:
+    """Rehearse every day of the plan for ``problems`` (in this process, in the rehearsal's world).
+
+    ``index`` of ``workers``: the workers advance day by day together (see :func:`_wait_for_others`).
+    """
     from prefect import tags
 
     sys.path.insert(0, str(CODE_ROOT))  # the checkout holding flows/ (the data root may be elsewhere)
@@ -121,14 +143,14 @@ def run_days(folder: Path, source: Path, problems: list[str]) -> None:
     days = plan.days
     with tags("rehearsal", f"rehearsal:{plan.name}"):
         for i, day in enumerate([*days, days[-1] + timedelta(days=1)]):
+            _wait_for_others(folder, index, workers, day)
             rows: list[dict] = []
             started = clock.perf_counter()
             # 05:00 - monitoring checks yesterday (its drift; the skill of the day whose outcomes arrived)
             set_clock(datetime.combine(day, MONITOR_AT))
-            for expired in registry.expire_due():
-                if expired.problem in problems:
-                    rows.append(_row(day, expired.problem, "expired", f"proposal #{expired.id} "
-                                     f"(v{expired.candidate_version}) expired undecided", registry, 0))
+            for expired in registry.expire_due():  # any problem's: the row names it
+                rows.append(_row(day, expired.problem, "expired", f"proposal #{expired.id} "
+                                 f"(v{expired.candidate_version}) expired undecided", registry, 0))
             due: set[str] = set()
             if i > 0:
                 outcomes = monitor((day - timedelta(days=1)).isoformat(), simulate=False, start_runs=False,
@@ -137,6 +159,7 @@ def run_days(folder: Path, source: Path, problems: list[str]) -> None:
                     rows += _monitoring_rows(day, outcome, registry, plan, folder, due)
             if i == len(days):  # the morning after the last day: its check only
                 record_decisions(folder, rows)
+                _done_file(folder, index).write_text(day.isoformat())
                 break
             # 06:00 - the scheduled update runs, and those an alarm triggered
             if scheduled(settings.update.schedule, day):
@@ -153,6 +176,7 @@ def run_days(folder: Path, source: Path, problems: list[str]) -> None:
             for problem in problems:
                 simulate_day(settings, problem, day, registry=registry, store=store)
             record_decisions(folder, rows)
+            _done_file(folder, index).write_text(day.isoformat())
             print(f"{day} {','.join(problems)}: {len(rows)} event(s), {clock.perf_counter() - started:.1f} s",
                   flush=True)
 
@@ -229,13 +253,15 @@ def _inject_bad(settings: Any, problem: str, registry: Any, folder: Path, day: d
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Worker entry point: ``python -m lstmops.rehearsal.driver ROOT SOURCE PROBLEM...``."""
+    """Worker entry point: ``python -m lstmops.rehearsal.driver ROOT SOURCE PROBLEM... --index K --workers N``."""
     parser = argparse.ArgumentParser()
     parser.add_argument("root", type=Path)
     parser.add_argument("source", type=Path)
     parser.add_argument("problems", nargs="+")
+    parser.add_argument("--index", type=int, default=0, help="this worker's number")
+    parser.add_argument("--workers", type=int, default=1, help="how many workers advance together")
     args = parser.parse_args(argv)
-    run_days(args.root, args.source, args.problems)
+    run_days(args.root, args.source, args.problems, args.index, args.workers)
     return 0
 
 

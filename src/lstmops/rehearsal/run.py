@@ -2,8 +2,9 @@
 
 The problems are independent (each has its own champion, batches, proposals and update
 lock), so ``workers`` processes each drive every day for some of them
-(:mod:`lstmops.rehearsal.driver`), sharing the rehearsal's database and repository;
-then the stakeholder report of the rehearsed period and the decisions table are written.
+(:mod:`lstmops.rehearsal.driver`), sharing the rehearsal's database and repository and
+advancing day by day together (the world has one clock); then the stakeholder report of
+the rehearsed period and the decisions table are written.
 """
 
 from __future__ import annotations
@@ -95,9 +96,11 @@ def start_prefect(folder: Path, timeout_s: float = 120) -> tuple[subprocess.Pope
 def _workers(plan: Plan, folder: Path, source: Path, env: dict, echo) -> list:
     """Start one driver process per group of problems; echo their progress; wait for all."""
     procs = []
-    for k, group in enumerate(groups(plan.problems, plan.workers)):
+    split = groups(plan.problems, plan.workers)
+    for k, group in enumerate(split):
         log = (folder / "logs" / f"worker-{k}.log").open("w", encoding="utf-8")
-        cmd = [sys.executable, "-m", "lstmops.rehearsal.driver", str(folder), str(source), *group]
+        cmd = [sys.executable, "-m", "lstmops.rehearsal.driver", str(folder), str(source), *group,
+               "--index", str(k), "--workers", str(len(split))]
         procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=source), log, group))
     seen = {k: 0 for k in range(len(procs))}
     try:
