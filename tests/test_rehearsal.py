@@ -257,3 +257,20 @@ def test_decision_rates_carry_wilson_intervals():
     assert s["steady"]["inconclusive"]["rate"] == pytest.approx(0.1)
     assert s["steady"]["harmful_promotion"]["successes"] == 1
     assert s["drift"]["power_within_one_interval"]["rate"] == 1.0 and s["drift"]["recovered_95"]["successes"] == 1
+
+
+def test_workers_advance_day_by_day_together(tmp_path):
+    import threading
+
+    from lstmops.rehearsal.driver import _done_file, _wait_for_others
+
+    (tmp_path / "logs").mkdir()
+    _done_file(tmp_path, 1).write_text("2027-01-04")
+    _wait_for_others(tmp_path, 0, 2, date(2027, 1, 5))  # the other finished the day before: go
+    waiter = threading.Thread(target=_wait_for_others, args=(tmp_path, 0, 2, date(2027, 1, 6)), daemon=True)
+    waiter.start()
+    waiter.join(1.5)
+    assert waiter.is_alive()  # the other worker is still on the 5th
+    _done_file(tmp_path, 1).write_text("2027-01-05")
+    waiter.join(5)
+    assert not waiter.is_alive()

@@ -143,7 +143,8 @@ def run_days(folder: Path, source: Path, problems: list[str], index: int = 0, wo
     days = plan.days
     with tags("rehearsal", f"rehearsal:{plan.name}"):
         for i, day in enumerate([*days, days[-1] + timedelta(days=1)]):
-            _wait_for_others(folder, index, workers, day)
+            if i > 0:
+                _wait_for_others(folder, index, workers, day)
             rows: list[dict] = []
             started = clock.perf_counter()
             # 05:00 - monitoring checks yesterday (its drift; the skill of the day whose outcomes arrived)
