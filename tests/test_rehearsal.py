@@ -214,18 +214,23 @@ def test_presets_merge_key_by_key_and_are_checked(source):
     assert TINY["update"]["batch_size"] == 600  # the input is not changed
 
 
-def test_the_simulated_clock(monkeypatch):
+def test_the_simulated_clock():
     from lstmops.database import CLOCK_ENV, set_clock, utcnow
     from lstmops.errors import InputError
 
-    monkeypatch.delenv(CLOCK_ENV, raising=False)
-    assert abs((utcnow() - datetime.utcnow()).total_seconds()) < 5
-    set_clock(datetime(2027, 1, 18, 6))
-    first = utcnow()
-    assert datetime(2027, 1, 18, 6) <= first < datetime(2027, 1, 18, 6, 1) and utcnow() >= first
-    monkeypatch.setenv(CLOCK_ENV, "soon")
-    with pytest.raises(InputError, match=CLOCK_ENV):
-        utcnow()
+    saved = os.environ.pop(CLOCK_ENV, None)
+    try:
+        assert abs((utcnow() - datetime.utcnow()).total_seconds()) < 5
+        set_clock(datetime(2027, 1, 18, 6))
+        first = utcnow()
+        assert datetime(2027, 1, 18, 6) <= first < datetime(2027, 1, 18, 6, 1) and utcnow() >= first
+        os.environ[CLOCK_ENV] = "soon"
+        with pytest.raises(InputError, match=CLOCK_ENV):
+            utcnow()
+    finally:  # set_clock writes os.environ itself: the simulated time must not leak into later tests
+        os.environ.pop(CLOCK_ENV, None)
+        if saved is not None:
+            os.environ[CLOCK_ENV] = saved
 
 
 def test_schedule_and_worker_groups():
