@@ -16,8 +16,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,24 +45,14 @@ def deployments() -> list:
 
 
 def start_server(port: int, timeout_s: float = 60) -> subprocess.Popen:
-    """``prefect server start`` on 127.0.0.1:``port``; returns once ``/api/health`` answers."""
+    """``prefect server start`` on 127.0.0.1:``port`` (state in ``.prefect/``); returns once it answers."""
+    from lstmops.update.orchestration import start_server as start
+
     home = ROOT / ".prefect"
-    home.mkdir(exist_ok=True)
-    env = os.environ | {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    log = open(home / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"serve: error: prefect server stopped at start; see {home / 'server.log'}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
-                return server
-        except OSError:
-            time.sleep(0.5)
-    server.terminate()
-    raise SystemExit(f"serve: error: prefect server did not answer within {timeout_s:.0f} s")
+    try:
+        return start(port, home, home / "server.log", timeout_s)
+    except RuntimeError as err:
+        raise SystemExit(f"serve: error: {err}") from None
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ repository and Prefect tags; the real ones are only read).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer

@@ -43,18 +43,14 @@ MONITOR_AT, UPDATE_AT, APPROVE_AT, TRAFFIC_AT = time(5), time(6), time(9), time(
 
 def scheduled(cron: str, day: date) -> bool:
     """Whether the cron schedule fires on ``day`` (UTC)."""
-    from prefect.server.schemas.schedules import CronSchedule
-
-    start = datetime.combine(day, time(0)).replace(tzinfo=None)
+    import asyncio
     from datetime import timezone
 
-    dates = CronSchedule(cron=cron, timezone="UTC").get_dates(
-        n=1, start=start.replace(tzinfo=timezone.utc), end=(start + timedelta(days=1)).replace(tzinfo=timezone.utc))
-    if hasattr(dates, "__await__"):  # some Prefect versions return a coroutine
-        import asyncio
+    from prefect.server.schemas.schedules import CronSchedule
 
-        dates = asyncio.run(dates)
-    return any(d.date() == day for d in dates)
+    start = datetime.combine(day, time(0), tzinfo=timezone.utc)
+    found = CronSchedule(cron=cron, timezone="UTC").get_dates(n=1, start=start, end=start + timedelta(days=1))
+    return any(d.date() == day for d in asyncio.run(found))  # the server schema's get_dates is a coroutine
 
 
 def _row(day: date, problem: str, event: str, detail: str, registry: Any, order: int) -> dict:
@@ -63,11 +59,9 @@ def _row(day: date, problem: str, event: str, detail: str, registry: Any, order:
 
 
 def bad_candidate(settings: Any, problem: str, registry: Any, root: Path, day: date) -> int:
-    """Register the champion trained on on shuffled labels (a deliberately bad model); returns its version."""
-    import numpy as np
-
-    from lstmops.data.io import read_table
+    """Register the champion trained on with shuffled labels (a deliberately bad model); returns its version."""
     from lstmops import paths
+    from lstmops.data.io import read_table
     from lstmops.errors import InputError
     from lstmops.features.preparers import load_preparer
     from lstmops.modeling.architectures import resolve_loss

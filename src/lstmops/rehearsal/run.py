@@ -66,31 +66,16 @@ def rehearse(plan: Plan, source: Path, replace: bool = False, echo=print) -> dic
 
 
 def start_prefect(folder: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
-    """``prefect server start`` on a free port of 127.0.0.1, its state in the rehearsal's ``.prefect/``."""
+    """A Prefect server on a free port of 127.0.0.1, its state in the rehearsal's ``.prefect/``; (server, API URL)."""
     import socket
-    import urllib.request
+
+    from lstmops.update.orchestration import start_server
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    home = folder / ".prefect"
-    home.mkdir(exist_ok=True)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    log = (folder / "logs" / "prefect-server.log").open("ab")
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the rehearsal's Prefect server stopped at start; see {folder / 'logs'}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
-                return server, f"http://127.0.0.1:{port}/api"
-        except OSError:
-            time.sleep(0.5)
-    server.terminate()
-    raise RuntimeError(f"the rehearsal's Prefect server did not answer within {timeout_s:.0f} s")
+    server = start_server(port, folder / ".prefect", folder / "logs" / "prefect-server.log", timeout_s)
+    return server, f"http://127.0.0.1:{port}/api"
 
 
 def _workers(plan: Plan, folder: Path, source: Path, env: dict, echo) -> list:

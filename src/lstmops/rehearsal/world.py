@@ -13,7 +13,6 @@ holds its decisions; the database's registry id is recorded there too.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -142,7 +141,8 @@ def create(plan: Plan, source: Path, replace: bool = False) -> Path:
                                         + yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
     env = env_for(folder)
     dvc = str(Path(sys.executable).parent / "dvc") if (Path(sys.executable).parent / "dvc").is_file() else "dvc"
-    (folder / ".gitignore").write_text("/registry/\n/monitoring/\n/updates/\n/.prefect/\n/logs/\n", encoding="utf-8")
+    (folder / ".gitignore").write_text("/registry/\n/monitoring/\n/updates/\n/.prefect/\n/logs/\n/data/raw/\n",
+                                       encoding="utf-8")
     for args in (["git", "init", "-q"], ["git", "config", "user.email", "rehearsal@lstmops.local"],
                  ["git", "config", "user.name", ACTOR], [dvc, "init", "-q"],
                  [dvc, "remote", "add", "-d", "storage", str(folder / "dvc-storage")]):
@@ -151,8 +151,6 @@ def create(plan: Plan, source: Path, replace: bool = False) -> Path:
         target = paths.raw_split(problem, "train", folder)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.raw_split(problem, "train", source), target)
-    (folder / ".gitignore").write_text("/registry/\n/monitoring/\n/updates/\n/.prefect/\n/logs/\n/data/raw/\n",
-                                       encoding="utf-8")
     _run(["git", "add", "-A"], folder, env)
     _run(["git", "commit", "-qm", f"rehearsal {plan.name}: {plan.first} to {plan.last}"], folder, env)
     own = Registry(url=env["LSTMOPS_DB_URL"], folder=folder / "registry")
@@ -201,8 +199,3 @@ def write_table(folder: Path) -> Path:
         writer.writeheader()
         writer.writerows(plan.decisions)
     return path
-
-
-def describe(folder: Path) -> str:
-    """One line naming the rehearsal's world."""
-    return json.dumps({"root": str(folder), **{k: v for k, v in env_for(folder).items() if k.startswith("LSTMOPS")}})

@@ -1,4 +1,5 @@
-"""The one place outside ``flows/`` that talks to Prefect: resume a flow run paused for approval.
+"""The one place outside ``flows/`` that talks to Prefect: resume a flow run paused for approval,
+and start a local Prefect server (``make serve``, a rehearsal).
 
 An update flow that proposes a candidate pauses (``pause_flow_run(wait_for_input=...)``)
 until a person decides. The decision itself is data in the registry database
@@ -13,6 +14,9 @@ Prefect is imported only when called, so the CLI's ``--help`` and its other comm
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -49,3 +53,31 @@ def resume_waiting_run(flow_run_id: str, decision: dict[str, Any]) -> str:
         detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
         return f"could not resume flow run {run_id} ({type(err).__name__}: {detail}); {after}"
     return f"resumed flow run {run_id}, which was waiting for this decision"
+
+
+def start_server(port: int, home: Path, log: Path, timeout_s: float = 60) -> subprocess.Popen:
+    """``prefect server start`` on 127.0.0.1:``port`` with its state in ``home``; returns once ``/api/health`` answers.
+
+    Raises:
+        RuntimeError: the server stopped at start or did not answer in time (see ``log``).
+    """
+    import time
+    import urllib.request
+
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    with log.open("ab") as out:  # the child keeps its own handle
+        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                                   "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"prefect server stopped at start; see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+                return server
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise RuntimeError(f"prefect server did not answer within {timeout_s:.0f} s; see {log}")
