@@ -145,7 +145,7 @@ class IntervalReport:
 
 
 def interval_report(current: Mapping[str, pd.DataFrame], reference: Mapping[str, pd.DataFrame],
-                    values: pd.DataFrame, *, threshold: float, drift_share: float, timestamp: datetime,
+                    values: pd.DataFrame | None, *, threshold: float, drift_share: float, timestamp: datetime,
                     tags: Sequence[str], metadata: Mapping[str, str]) -> IntervalReport:
     """Run one snapshot: each feature group's drift, current against reference, plus the interval's values.
 
@@ -154,7 +154,9 @@ def interval_report(current: Mapping[str, pd.DataFrame], reference: Mapping[str,
             the summary features, one row per sequence; a group missing from either side,
             or with fewer than two rows, is not tested.
         values: the interval's per-row values (columns of :data:`VALUE_COLUMNS`; NaN where
-            none), summarised as single-value metrics for the dashboards.
+            none), summarised as single-value metrics for the dashboards. None: the drift
+            tests only (a quick run whose verdicts decide the flags a second, kept run carries;
+            the value metrics draw plots and cost most of a run).
         threshold: p-value below which a feature has drifted (K-S for numbers, chi-square
             for categories).
         drift_share: share of a group's features that must drift to flag the group.
@@ -185,10 +187,14 @@ def interval_report(current: Mapping[str, pd.DataFrame], reference: Mapping[str,
                                                threshold=threshold, drift_share=drift_share))
         metrics += [ValueDrift(column=c, method=CATEGORICAL_TEST if c in categorical_columns(cur)
                                else NUMERICAL_TEST, threshold=threshold) for c in columns]
-    vals = values.reindex(columns=list(VALUE_COLUMNS)).astype(float).reset_index(drop=True)
-    metrics += [RowCount()] + [MeanValue(column=c) for c in VALUE_COLUMNS if c.startswith("skill.")
-                               and vals[c].notna().any()]
-    metrics += [MaxValue(column=c) for c in VALUE_COLUMNS if c.startswith("flag.")]
+    vals = None
+    if values is not None:
+        vals = values.reindex(columns=list(VALUE_COLUMNS)).astype(float).reset_index(drop=True)
+        metrics += [RowCount()] + [MeanValue(column=c) for c in VALUE_COLUMNS if c.startswith("skill.")
+                                   and vals[c].notna().any()]
+        metrics += [MaxValue(column=c) for c in VALUE_COLUMNS if c.startswith("flag.")]
+    if not metrics:  # nothing testable and no values asked for
+        return IntervalReport(None, {})
     current_frame = _side_by_side([*cur_parts], vals)
     reference_frame = _side_by_side([*ref_parts], None, like=current_frame)
     definition = _definition(current_frame)
@@ -247,12 +253,27 @@ def read_results(summary: dict, groups: Sequence[str], n_current: Mapping[str, i
 
 # --- workspace and dashboards -------------------------------------------------------------
 
+_WORKSPACES: dict[tuple, Any] = {}
+
+
 def open_workspace(path: Path) -> Any:
-    """The local Evidently workspace at ``path`` (created if missing)."""
+    """The local Evidently workspace at ``path`` (created if missing), opened once per process.
+
+    Opening reads every stored snapshot (a third of a second for a few, growing by the
+    week), so a long-lived process (the monitoring flow's server, a rehearsal worker)
+    keeps it open. The key holds the folder's inode and change time: a folder that was
+    removed and made again, or that another process added a project to, is opened anew.
+    """
     from evidently.ui.workspace import Workspace
 
     path.mkdir(parents=True, exist_ok=True)
-    return Workspace(str(path))
+    st = path.stat()
+    key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_ctime_ns)
+    if key not in _WORKSPACES:
+        for stale in [k for k in _WORKSPACES if k[0] == key[0]]:
+            del _WORKSPACES[stale]
+        _WORKSPACES[key] = Workspace(str(path))
+    return _WORKSPACES[key]
 
 
 def project_for(workspace: Any, problem: str, description: str) -> Any:

@@ -53,6 +53,24 @@ def scheduled(cron: str, day: date) -> bool:
     return any(d.date() == day for d in asyncio.run(found))  # the server schema's get_dates is a coroutine
 
 
+def run_tagged(flow: Any, names: list[str], *args: Any, **kwargs: Any) -> Any:
+    """Run ``flow`` and tag its flow run ``names``; returns its result (raises as the flow did).
+
+    The tags go on the flow run once it has ended rather than through ``prefect.tags``:
+    that would tag every task run too, and a tagged task run asks the server for a slot of
+    each tag's concurrency limit before it starts (half a second a task here, on every
+    simulated day).
+    """
+    from prefect import get_client
+
+    state = flow(*args, return_state=True, **kwargs)
+    run_id = state.state_details.flow_run_id
+    if run_id is not None:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(run_id, tags=names)
+    return state.result()
+
+
 def _row(day: date, problem: str, event: str, detail: str, registry: Any, order: int) -> dict:
     return {"day": day.isoformat(), "problem": problem, "event": event, "detail": detail,
             "champion": registry.aliases(problem).get("champion"), "order": order}
@@ -116,8 +134,6 @@ def run_days(folder: Path, source: Path, problems: list[str], index: int = 0, wo
 
     ``index`` of ``workers``: the workers advance day by day together (see :func:`_wait_for_others`).
     """
-    from prefect import tags
-
     sys.path.insert(0, str(CODE_ROOT))  # the checkout holding flows/ (the data root may be elsewhere)
     from flows.monitor import monitor
     from flows.update import update
@@ -135,45 +151,45 @@ def run_days(folder: Path, source: Path, problems: list[str], index: int = 0, wo
     store = Store(registry.url)
     bad = {(b["problem"], b["day"]) for b in plan.bad}
     days = plan.days
-    with tags("rehearsal", f"rehearsal:{plan.name}"):
-        for i, day in enumerate([*days, days[-1] + timedelta(days=1)]):
-            if i > 0:
-                _wait_for_others(folder, index, workers, day)
-            rows: list[dict] = []
-            started = clock.perf_counter()
-            # 05:00 - monitoring checks yesterday (its drift; the skill of the day whose outcomes arrived)
-            set_clock(datetime.combine(day, MONITOR_AT))
-            for expired in registry.expire_due():  # any problem's: the row names it
-                rows.append(_row(day, expired.problem, "expired", f"proposal #{expired.id} "
-                                 f"(v{expired.candidate_version}) expired undecided", registry, 0))
-            due: set[str] = set()
-            if i > 0:
-                outcomes = monitor((day - timedelta(days=1)).isoformat(), simulate=False, start_runs=False,
-                                   problems=problems, report=False)
-                for outcome in outcomes:
-                    rows += _monitoring_rows(day, outcome, registry, plan, folder, due)
-            if i == len(days):  # the morning after the last day: its check only
-                record_decisions(folder, rows)
-                _done_file(folder, index).write_text(day.isoformat())
-                break
-            # 06:00 - the scheduled update runs, and those an alarm triggered
-            if scheduled(settings.update.schedule, day):
-                due |= set(problems)
-            for problem in sorted(due):
-                rows += _update_rows(day, problem, registry, plan, update, settings)
-            # 09:00 - the rollback rehearsal's bad candidate is approved
-            for problem in problems:
-                if (problem, day.isoformat()) in bad:
-                    set_clock(datetime.combine(day, APPROVE_AT))
-                    rows.append(_inject_bad(settings, problem, registry, folder, day))
-            # 12:00 - the day's traffic, served by the champion (the previous model in shadow)
-            set_clock(datetime.combine(day, TRAFFIC_AT))
-            for problem in problems:
-                simulate_day(settings, problem, day, registry=registry, store=store)
+    names = ["rehearsal", f"rehearsal:{plan.name}"]
+    for i, day in enumerate([*days, days[-1] + timedelta(days=1)]):
+        if i > 0:
+            _wait_for_others(folder, index, workers, day)
+        rows: list[dict] = []
+        started = clock.perf_counter()
+        # 05:00 - monitoring checks yesterday (its drift; the skill of the day whose outcomes arrived)
+        set_clock(datetime.combine(day, MONITOR_AT))
+        for expired in registry.expire_due():  # any problem's: the row names it
+            rows.append(_row(day, expired.problem, "expired", f"proposal #{expired.id} "
+                             f"(v{expired.candidate_version}) expired undecided", registry, 0))
+        due: set[str] = set()
+        if i > 0:
+            outcomes = run_tagged(monitor, names, (day - timedelta(days=1)).isoformat(), simulate=False,
+                                  start_runs=False, problems=problems, report=False)
+            for outcome in outcomes:
+                rows += _monitoring_rows(day, outcome, registry, plan, folder, due)
+        if i == len(days):  # the morning after the last day: its check only
             record_decisions(folder, rows)
             _done_file(folder, index).write_text(day.isoformat())
-            print(f"{day} {','.join(problems)}: {len(rows)} event(s), {clock.perf_counter() - started:.1f} s",
-                  flush=True)
+            break
+        # 06:00 - the scheduled update runs, and those an alarm triggered
+        if scheduled(settings.update.schedule, day):
+            due |= set(problems)
+        for problem in sorted(due):
+            rows += _update_rows(day, problem, registry, plan, update, settings, names)
+        # 09:00 - the rollback rehearsal's bad candidate is approved
+        for problem in problems:
+            if (problem, day.isoformat()) in bad:
+                set_clock(datetime.combine(day, APPROVE_AT))
+                rows.append(_inject_bad(settings, problem, registry, folder, day))
+        # 12:00 - the day's traffic, served by the champion (the previous model in shadow)
+        set_clock(datetime.combine(day, TRAFFIC_AT))
+        for problem in problems:
+            simulate_day(settings, problem, day, registry=registry, store=store)
+        record_decisions(folder, rows)
+        _done_file(folder, index).write_text(day.isoformat())
+        print(f"{day} {','.join(problems)}: {len(rows)} event(s), {clock.perf_counter() - started:.1f} s",
+              flush=True)
 
 
 def _monitoring_rows(day: date, outcome: dict, registry: Any, plan: Any, folder: Path, due: set[str]) -> list[dict]:
@@ -200,14 +216,15 @@ def _monitoring_rows(day: date, outcome: dict, registry: Any, plan: Any, folder:
     return rows
 
 
-def _update_rows(day: date, problem: str, registry: Any, plan: Any, update: Any, settings: Any) -> list[dict]:
+def _update_rows(day: date, problem: str, registry: Any, plan: Any, update: Any, settings: Any,
+                 names: list[str]) -> list[dict]:
     """Run the update flow of ``problem`` on ``day``; approve its proposal under ``--approve auto``."""
     from lstmops.database import set_clock
 
     set_clock(datetime.combine(day, UPDATE_AT))
     why = "schedule" if scheduled(settings.update.schedule, day) else "monitoring alarm"
     try:
-        result = update(problem, day.isoformat(), wait_for_approval=False)
+        result = run_tagged(update, names, problem, day.isoformat(), wait_for_approval=False)
     except Exception as err:  # noqa: BLE001 - the rehearsal records a failed run and goes on
         return [_row(day, problem, "update failed", f"{type(err).__name__}: {err}", registry, 3)]
     rows = [_row(day, problem, f"update ({why})", result.get("line") or result.get("verdict", ""), registry, 3)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -68,13 +69,34 @@ def use_compile_cache() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
+_MODELS: OrderedDict[tuple, Any] = OrderedDict()
+MODELS_KEPT = 8          # inference models a long-lived process keeps loaded (champion, shadow, per problem)
+
+
 def load_model(folder: Path) -> Any:
-    """The bundle's inference model (:func:`lstmops.modeling.bundle.load_model`), with the compile cache on."""
+    """The bundle's inference model (:func:`lstmops.modeling.bundle.load_model`), with the compile cache on.
+
+    A process that serves many requests (the monitoring traffic, the update flow's replay,
+    a rehearsal) keeps the last few models loaded, with their compiled predict programs:
+    loading costs a third of a second and a first prediction a compilation. The key holds
+    the size and modification time of the bundle's files, so a changed bundle is loaded anew
+    (the caller has verified its checksums first).
+    """
     from lstmops.modeling.training import use_default_backend
 
     use_default_backend()
     use_compile_cache()
-    return bundle.load_model(folder)
+    folder = Path(folder)
+    stats = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file())
+    key = (str(folder.resolve()), stats)
+    if key in _MODELS:
+        _MODELS.move_to_end(key)
+        return _MODELS[key]
+    model = bundle.load_model(folder)
+    _MODELS[key] = model
+    while len(_MODELS) > MODELS_KEPT:
+        _MODELS.popitem(last=False)
+    return model
 
 
 def model_outputs(model: Any, x: np.ndarray, chunk: int = CHUNK_ROWS) -> np.ndarray:
