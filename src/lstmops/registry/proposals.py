@@ -276,11 +276,14 @@ def reject(registry: Registry, problem: str, proposal_id: int, actor: str | None
     return proposal(registry, problem, proposal_id)
 
 
-def expire_due(registry: Registry, now: datetime | None = None) -> list[Proposal]:
-    """Mark every pending proposal whose ``expires_at`` has passed as expired; returns them."""
+def expire_due(registry: Registry, now: datetime | None = None, problems: list[str] | None = None) -> list[Proposal]:
+    """Mark every pending proposal (of ``problems``; None: any) whose ``expires_at`` has passed as expired."""
     now = utcnow() if now is None else _naive_utc(now)
+    query = select(P).where((P.c.status == "pending") & (P.c.expires_at <= now))
+    if problems is not None:
+        query = query.where(P.c.problem.in_(list(problems)))
     with writing(registry.engine) as conn:
-        due = conn.execute(select(P).where((P.c.status == "pending") & (P.c.expires_at <= now))).all()
+        due = conn.execute(query).all()
         ids = [row.id for row in due if _close(conn, row.id, "expired", EXPIRED_BY, _expiry_reason(row), now)]
     with registry.engine.connect() as conn:
         return [_proposal(_row(conn, i)) for i in ids]

@@ -501,10 +501,10 @@ class Registry:
         from lstmops.registry import proposals
         return proposals.reject(self, problem, proposal_id, actor, reason)
 
-    def expire_due(self, now: datetime | None = None) -> list[Any]:
+    def expire_due(self, now: datetime | None = None, problems: list[str] | None = None) -> list[Any]:
         """Expire overdue pending proposals (:func:`lstmops.registry.proposals.expire_due`)."""
         from lstmops.registry import proposals
-        return proposals.expire_due(self, now)
+        return proposals.expire_due(self, now, problems)
 
     def attach_flow_run(self, proposal_id: int, flow_run_id: str) -> Any:
         """Record the paused flow run waiting on a proposal (:func:`lstmops.registry.proposals.attach_flow_run`)."""

@@ -39,6 +39,7 @@ from lstmops.rehearsal.world import ACTOR, load_plan, record_decisions
 
 CODE_ROOT = Path(__file__).resolve().parents[3]
 MONITOR_AT, UPDATE_AT, APPROVE_AT, TRAFFIC_AT = time(5), time(6), time(9), time(12)
+LEAD_DAYS = 7   # how far one worker may run ahead of another (a week: Mondays' updates overlap)
 
 
 def scheduled(cron: str, day: date) -> bool:
@@ -114,13 +115,16 @@ def _done_file(folder: Path, index: int) -> Path:
     return folder / "logs" / f"worker-{index}.day"
 
 
-def _wait_for_others(folder: Path, index: int, workers: int, day: date) -> None:
-    """Start ``day`` only once every worker has finished the day before: the world has one clock.
+def _wait_for_others(folder: Path, index: int, workers: int, day: date, lead: int = 0) -> None:
+    """Start ``day`` only once every other worker has finished the day ``lead + 1`` days before.
 
-    Workers share the registry: one a month ahead would, e.g., expire the proposals
-    another worker made yesterday and is about to approve.
+    Each worker owns its problems (their proposals, expiries, batches and checks), so the
+    workers need not share one clock, but the world stays within ``lead`` days of itself:
+    an interrupted rehearsal has rehearsed about the same weeks for every problem. A lead
+    of a week lets the workers' costly days (updates, compilations) overlap instead of
+    each day waiting for the slower worker; 0 advances them in step.
     """
-    before = (day - timedelta(days=1)).isoformat()
+    before = (day - timedelta(days=1 + lead)).isoformat()
     while True:
         done = [(_done_file(folder, k).read_text().strip() if _done_file(folder, k).is_file() else "")
                 for k in range(workers) if k != index]
@@ -132,7 +136,8 @@ def _wait_for_others(folder: Path, index: int, workers: int, day: date) -> None:
 def run_days(folder: Path, source: Path, problems: list[str], index: int = 0, workers: int = 1) -> None:
     """Rehearse every day of the plan for ``problems`` (in this process, in the rehearsal's world).
 
-    ``index`` of ``workers``: the workers advance day by day together (see :func:`_wait_for_others`).
+    ``index`` of ``workers``: the workers advance together, at most :data:`LEAD_DAYS` apart
+    (see :func:`_wait_for_others`).
     """
     sys.path.insert(0, str(CODE_ROOT))  # the checkout holding flows/ (the data root may be elsewhere)
     from flows.monitor import monitor
@@ -154,12 +159,12 @@ def run_days(folder: Path, source: Path, problems: list[str], index: int = 0, wo
     names = ["rehearsal", f"rehearsal:{plan.name}"]
     for i, day in enumerate([*days, days[-1] + timedelta(days=1)]):
         if i > 0:
-            _wait_for_others(folder, index, workers, day)
+            _wait_for_others(folder, index, workers, day, LEAD_DAYS)
         rows: list[dict] = []
         started = clock.perf_counter()
         # 05:00 - monitoring checks yesterday (its drift; the skill of the day whose outcomes arrived)
         set_clock(datetime.combine(day, MONITOR_AT))
-        for expired in registry.expire_due():  # any problem's: the row names it
+        for expired in registry.expire_due(problems=problems):  # this worker's problems: its clock
             rows.append(_row(day, expired.problem, "expired", f"proposal #{expired.id} "
                              f"(v{expired.candidate_version}) expired undecided", registry, 0))
         due: set[str] = set()

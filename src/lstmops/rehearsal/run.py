@@ -3,7 +3,7 @@
 The problems are independent (each has its own champion, batches, proposals and update
 lock), so ``workers`` processes each drive every day for some of them
 (:mod:`lstmops.rehearsal.driver`), sharing the rehearsal's database and repository and
-advancing day by day together (the world has one clock); then the stakeholder report of
+advancing together, at most a week apart (each owns its problems); then the stakeholder report of
 the rehearsed period and the decisions table are written.
 """
 
