@@ -38,7 +38,8 @@ TINY = {
                "gate": {"min_repeats": 3, "bootstrap": 300, "min_gain": {"echo": 0.02}}},
     "monitoring": {"reference_size": 200, "traffic": {"requests": 60}, "cooldown_days": 2},
 }
-PRESETS = {"small": {"update": {"batch_size": 500}}, "broken": {"update": {"repeats": "many"}}}
+PRESETS = {"small": {"update": {"batch_size": 500}}, "quick": {"update": {"batch_size": 300}},
+           "broken": {"update": {"repeats": "many"}}}
 
 
 def _run(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:

@@ -33,7 +33,7 @@ TASKS = problem_tasks()
 
 app = typer.Typer(help="Registered LSTM models: sample raw inputs, predict, record true outcomes, track skill.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-models_app = typer.Typer(help="Registered model versions: list, show, roll back.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered model versions: list, show, roll back, export.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 ProblemArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(PROBLEM_NAMES)}.", show_default=False)]
@@ -422,6 +422,35 @@ def models_rollback(
         else:
             typer.echo(f"{problem}: champion is v{entry.champion} again, previous v{entry.previous} "
                        f"(ledger #{entry.id})")
+
+
+@models_app.command("export")
+def models_export(
+    ctx: typer.Context, problem: ProblemArg,
+    model: Annotated[str, typer.Argument(help="champion, previous, latest or a version number.")] = "champion",
+    fmt: Annotated[str, typer.Option("--format", help="saved_model (TensorFlow SavedModel, for TF Serving) "
+                                                       "or keras (one .keras file).")] = "saved_model",
+    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder to write (default: "
+                                                "exports/PROBLEM-vN-FORMAT).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a registered version for other tools: the model, its preprocessing and a manifest."""
+    with _errors("models export"):
+        from lstmops.serving.export import export_version
+
+        registry = _registry(ctx)
+        name = _problem(problem)
+        if out is None:
+            version = registry.resolve(name, model).version
+            out = Path("exports") / f"{name}-v{version}-{fmt}"
+        manifest = export_version(registry, name, model, fmt, out, force=force)
+        if json_out:
+            _print_json(manifest | {"folder": str(out)})
+        else:
+            typer.echo(f"{name} v{manifest['version']}: {fmt} written to {out} "
+                       f"(model: {manifest['model']}; input {manifest['input']['shape']}, "
+                       f"output {manifest['output']['shape']})")
 
 
 def _version_number(text: str) -> int:

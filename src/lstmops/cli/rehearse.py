@@ -36,7 +36,8 @@ def rehearse(
         show_default=False)] = None,
     approve: Annotated[str, typer.Option(help="auto: approve every proposal (and act on rollback findings); "
                                               "never: leave proposals to expire.")] = "auto",
-    sizes: Annotated[str, typer.Option(help="A preset of rehearsal.yaml (small, default, ...).")] = "small",
+    sizes: Annotated[str, typer.Option(help="A preset of rehearsal.yaml: quick (12 weeks of six problems in < 30 min), "
+                                            "small (the decision benchmark's sizes), default (params.yaml as is).")] = "quick",
     name: Annotated[Optional[str], typer.Option(help="Folder under rehearsals/ (default: FROM_TO_SIZES).")] = None,
     bad_candidate: Annotated[Optional[list[str]], typer.Option(
         "--bad-candidate", help="PROBLEM@DAY: deploy a deliberately bad model that day (rehearses the rollback).",

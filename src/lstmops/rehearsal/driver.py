@@ -65,6 +65,8 @@ def run_tagged(flow: Any, names: list[str], *args: Any, **kwargs: Any) -> Any:
     from prefect import get_client
 
     state = flow(*args, return_state=True, **kwargs)
+    if state.is_crashed():  # a signal (the rehearsal stopped), not an error of the flow: stop this worker
+        raise SystemExit(f"{flow.name}: {state.message}; the rehearsal worker stops")
     run_id = state.state_details.flow_run_id
     if run_id is not None:
         with get_client(sync_client=True) as client:

@@ -19,6 +19,7 @@ from lstmops.rehearsal.world import Plan, check_plan, create, env_for, load_plan
 
 # Rough relative cost of a problem's rehearsal day (monitoring + its share of weekly updates),
 # used only to balance the workers.
+STOP_WAIT_S = 15   # how long an interrupted rehearsal waits for a worker to stop before killing it
 COST = {"moving_square": 3, "addition": 3, "damped_sine": 3, "cumulative_sum": 2, "rectangles": 2, "echo": 1}
 
 
@@ -95,8 +96,12 @@ def _workers(plan: Plan, folder: Path, source: Path, env: dict, echo) -> list:
     except BaseException:  # Ctrl-C or a kill of the parent: no worker is left running on its own
         for proc, _, _ in procs:
             proc.terminate()
-        for proc, _, _ in procs:
-            proc.wait(30)
+        for proc, _, _ in procs:  # inside a flow run Prefect turns SIGTERM into a crashed run: kill if need be
+            try:
+                proc.wait(STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         raise
     _progress(folder, seen, echo)
     for _, log, _ in procs:

@@ -43,7 +43,7 @@ class Plan:
     last: str                  # the last simulated day (inclusive)
     problems: list[str]
     approve: str = "auto"      # auto: approve every proposal on its day; never: let them expire
-    sizes: str = "small"       # a preset of rehearsal.yaml
+    sizes: str = "quick"       # a preset of rehearsal.yaml
     bad: list[dict] = field(default_factory=list)   # deliberately bad approved candidates: {problem, day}
     workers: int = 2           # processes the problems are spread over
     decisions: list[dict] = field(default_factory=list)
