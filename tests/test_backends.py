@@ -60,6 +60,8 @@ def test_tensorflow_and_jax_agree_in_skill_within_the_spread_of_repeats(runs):
 
 
 def test_both_backends_learn_something(runs):
-    """Not two equally broken runs: echo is learnt well past chance (10%) under both backends."""
+    """Not two equally broken runs: after six epochs on 320 rows echo is right at least twice as
+    often as chance (10%), and the moving line's direction far more, under both backends."""
     for backend in runs:
-        assert np.mean(runs[backend]["problems"]["echo"]["scores"]) > 0.3, runs[backend]["problems"]["echo"]
+        assert np.mean(runs[backend]["problems"]["echo"]["scores"]) > 0.2, runs[backend]["problems"]["echo"]
+        assert np.mean(runs[backend]["problems"]["moving_square"]["scores"]) > 0.8, runs[backend]["problems"]
