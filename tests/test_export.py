@@ -19,8 +19,6 @@ import pytest
 
 from tiny_bundles import ARCHITECTURE, fit_table, tiny_bundles
 
-pytest.importorskip("tensorflow", reason="TensorFlow is in the lock file; this only guards a partial install")
-
 TOL = 1e-5
 
 
