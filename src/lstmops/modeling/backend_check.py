@@ -20,17 +20,43 @@ import argparse
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+
+
+@contextmanager
+def _epoch_times() -> Iterator[list[float]]:
+    """Seconds of each epoch of the Keras fits inside the block (``training.fit`` takes no callbacks,
+    so one is added to every ``Model.fit`` call for the while)."""
+    import keras
+
+    times: list[float] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.started)
+
+    original = keras.Model.fit
+
+    def timed_fit(model, *args, **kwargs):
+        return original(model, *args, **(kwargs | {"callbacks": [*(kwargs.get("callbacks") or []), Clock()]}))
+
+    keras.Model.fit = timed_fit
+    try:
+        yield times
+    finally:
+        keras.Model.fit = original
 
 
 def check_problem(settings: Any, problem: str, rows: int, epochs: int, seeds: list[int], frame: int,
                   test_rows: int) -> dict:
     """Scores per seed and seconds per epoch of ``problem`` under the current backend."""
-    import keras
-
     from lstmops.features.preparers import make_preparer
     from lstmops.modeling.evaluation import score_model
     from lstmops.modeling.training import fit, make_task
@@ -48,32 +74,13 @@ def check_problem(settings: Any, problem: str, rows: int, epochs: int, seeds: li
     task = make_task(module, preparer.input_shape, preparer.target_shape, rows, cfg.train)
     train = cfg.train.model_copy(update={"epochs": epochs, "patience": 0, "train_rows": None})
     scores, seconds = [], []
-
-    class Clock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.times.append(time.perf_counter() - self.started)
-
     for seed in seeds:
-        clock = Clock()
-        clock.times = []
-        original = keras.Model.fit
-
-        def timed_fit(model, *args, **kwargs):  # fit() builds the model; time its epochs from the inside
-            kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), clock]
-            return original(model, *args, **kwargs)
-
-        keras.Model.fit = timed_fit
-        try:
+        with _epoch_times() as times:
             result = fit(cfg.architecture, cfg.model, task, train_xy, val_xy, train, seed)
-        finally:
-            keras.Model.fit = original
         metrics = score_model(problem, result.model, preparer, tables["test"], train_table=tables["train"],
                               rng=np.random.default_rng(seed), n_shapes=200, temperature=cfg.model.temperature)
         scores.append(float(metrics[module.PRIMARY_METRIC]))
-        seconds.append(clock.times)
+        seconds.append(times)
     return {"metric": module.PRIMARY_METRIC, "higher_is_better": bool(module.HIGHER_IS_BETTER),
             "architecture": cfg.architecture, "scores": scores, "epoch_seconds": seconds}
 

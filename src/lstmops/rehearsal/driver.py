@@ -180,10 +180,11 @@ def run_days(folder: Path, source: Path, problems: list[str], index: int = 0, wo
             _done_file(folder, index).write_text(day.isoformat())
             break
         # 06:00 - the scheduled update runs, and those an alarm triggered
-        if scheduled(settings.update.schedule, day):
+        why = "schedule" if scheduled(settings.update.schedule, day) else "monitoring alarm"
+        if why == "schedule":
             due |= set(problems)
         for problem in sorted(due):
-            rows += _update_rows(day, problem, registry, plan, update, settings, names)
+            rows += _update_rows(day, problem, registry, plan, update, why, names)
         # 09:00 - the rollback rehearsal's bad candidate is approved
         for problem in problems:
             if (problem, day.isoformat()) in bad:
@@ -223,13 +224,13 @@ def _monitoring_rows(day: date, outcome: dict, registry: Any, plan: Any, folder:
     return rows
 
 
-def _update_rows(day: date, problem: str, registry: Any, plan: Any, update: Any, settings: Any,
+def _update_rows(day: date, problem: str, registry: Any, plan: Any, update: Any, why: str,
                  names: list[str]) -> list[dict]:
-    """Run the update flow of ``problem`` on ``day``; approve its proposal under ``--approve auto``."""
+    """Run the update flow of ``problem`` on ``day`` (``why``: its schedule or an alarm); approve its
+    proposal under ``--approve auto``."""
     from lstmops.database import set_clock
 
     set_clock(datetime.combine(day, UPDATE_AT))
-    why = "schedule" if scheduled(settings.update.schedule, day) else "monitoring alarm"
     try:
         result = run_tagged(update, names, problem, day.isoformat(), wait_for_approval=False)
     except Exception as err:  # noqa: BLE001 - the rehearsal records a failed run and goes on

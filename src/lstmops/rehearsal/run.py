@@ -17,9 +17,9 @@ from pathlib import Path
 
 from lstmops.rehearsal.world import Plan, check_plan, create, env_for, load_plan, write_table
 
+STOP_WAIT_S = 15   # how long an interrupted rehearsal waits for a worker to stop before killing it
 # Rough relative cost of a problem's rehearsal day (monitoring + its share of weekly updates),
 # used only to balance the workers.
-STOP_WAIT_S = 15   # how long an interrupted rehearsal waits for a worker to stop before killing it
 COST = {"moving_square": 3, "addition": 3, "damped_sine": 3, "cumulative_sum": 2, "rectangles": 2, "echo": 1}
 
 
@@ -93,20 +93,29 @@ def _workers(plan: Plan, folder: Path, source: Path, env: dict, echo) -> list:
         while any(p.poll() is None for p, _, _ in procs):
             time.sleep(2)
             seen = _progress(folder, seen, echo)
+            if any(p.returncode not in (None, 0) for p, _, _ in procs):  # the others would wait for it forever
+                _stop(procs)
     except BaseException:  # Ctrl-C or a kill of the parent: no worker is left running on its own
-        for proc, _, _ in procs:
-            proc.terminate()
-        for proc, _, _ in procs:  # inside a flow run Prefect turns SIGTERM into a crashed run: kill if need be
-            try:
-                proc.wait(STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(procs)
         raise
     _progress(folder, seen, echo)
     for _, log, _ in procs:
         log.close()
     return procs
+
+
+def _stop(procs: list) -> None:
+    """Terminate every worker still running; kill one that is still alive after :data:`STOP_WAIT_S`
+    (inside a flow run Prefect turns SIGTERM into a crashed run)."""
+    for proc, _, _ in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc, _, _ in procs:
+        try:
+            proc.wait(STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _progress(folder: Path, seen: dict[int, int], echo) -> dict[int, int]:

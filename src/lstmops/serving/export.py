@@ -97,13 +97,9 @@ def _saved_model(folder: Path, target: Path) -> list:
     another); returns the model's output shape."""
     if os.environ.get("KERAS_BACKEND", "jax") == "tensorflow" and "keras" in sys.modules:
         return _write_saved_model(folder, target)
-    try:
-        import importlib.util
+    import importlib.util
 
-        found = importlib.util.find_spec("tensorflow") is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
+    if importlib.util.find_spec("tensorflow") is None:
         raise ExportError("--format saved_model needs TensorFlow (pip install tensorflow); "
                           "--format keras does not")
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}

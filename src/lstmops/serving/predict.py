@@ -87,7 +87,8 @@ def load_model(folder: Path) -> Any:
     use_default_backend()
     use_compile_cache()
     folder = Path(folder)
-    stats = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file())
+    stats = tuple((p.name, s.st_size, s.st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file()
+                  for s in [p.stat()])
     key = (str(folder.resolve()), stats)
     if key in _MODELS:
         _MODELS.move_to_end(key)
