@@ -86,7 +86,7 @@ def _db(ctx: typer.Context) -> str | None:
 def _registry(ctx: typer.Context) -> Any:
     from lstmops.registry.versions import Registry
 
-    return Registry(_db(ctx))
+    return Registry(_db(ctx), store=(ctx.obj or {}).get("model_store"))
 
 
 def _store(ctx: typer.Context) -> Any:
@@ -125,10 +125,14 @@ def _options(ctx: typer.Context,
                  "--db", envvar="LSTMOPS_DB_URL", show_envvar=True,
                  help="Database URL of the registry and the prediction store "
                       "(default: sqlite:///<repo>/registry/lstmops.db).")] = None,
+             model_store: Annotated[Optional[str], typer.Option(
+                 "--model-store", envvar="LSTMOPS_MODEL_STORE", show_envvar=True,
+                 help="s3://bucket/prefix holding every version's files, for registries shared between "
+                      "machines (endpoint and credentials: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).")] = None,
              version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                    help="Show the version and exit.")] = False) -> None:
     """Registered LSTM models: sample raw inputs, predict, record true outcomes, track skill."""
-    ctx.obj = {"db": db}
+    ctx.obj = {"db": db, "model_store": model_store or None}
 
 
 def _architectures() -> dict[str, str]:

@@ -17,6 +17,7 @@ they are left alone (delete them by hand).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from lstmops.errors import BundleError, RegistryError
 from lstmops.modeling.bundle import CHECKSUMS, FILES, verify_bundle
@@ -115,6 +117,39 @@ def next_number(problem_dir: Path, latest: int) -> int:
     """The next version number: above the latest recorded one and above every folder name on disk."""
     on_disk = [int(m.group(1)) for e in problem_dir.iterdir() if (m := _VERSION.fullmatch(e.name))]
     return max([latest, *on_disk]) + 1
+
+
+def fetch(store: Any, target: Path, problem: str, number: int, sums: dict[str, str], registry_id: str | None) -> Path:
+    """Download a registered version from the model store into ``target`` (``<registry>/<problem>/v<N>``).
+
+    The files go to a staging folder owned by this registry, are checked against the
+    checksums the database recorded (``sums``), and only then renamed into place; a
+    missing or tampered object raises a one-line error and nothing is kept. A process
+    that fetched the same version meanwhile wins; its copy was checked the same way.
+    """
+    from lstmops.modeling.bundle import sha256
+
+    staged = target.parent / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    staged.mkdir(parents=True)
+    try:
+        if registry_id is not None:
+            _write_synced(staged / OWNER_FILE, registry_id.encode())
+        where = store.get_bundle(problem, sums, (*FILES, CHECKSUMS), staged)
+        for name in FILES:
+            if sha256(staged / name) != sums.get(name):
+                raise BundleError(f"{problem} v{number}: {name} at {where} does not match the checksum recorded at "
+                                  "registration (tampered or corrupt); nothing was kept, refusing to load it")
+        if json.loads((staged / CHECKSUMS).read_text(encoding="utf-8")) != sums:
+            raise BundleError(f"{problem} v{number}: {CHECKSUMS} at {where} differs from the registration record "
+                              "(tampered); nothing was kept, refusing to load it")
+        try:
+            os.replace(staged, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return target
 
 
 def place(staged: Path, number: int) -> Path:

@@ -20,6 +20,12 @@ all. Two promoters of the same problem are serialised by the lock; with
 ``expect_champion`` the second one (or a repeated request) fails cleanly instead of
 replacing a champion it never saw.
 
+Past one machine: with a model store (``LSTMOPS_MODEL_STORE=s3://bucket/prefix``, see
+:mod:`lstmops.registry.objects`) every registration also uploads the bundle, before the
+database records the version, and a version whose folder is missing here is downloaded
+into the registry folder (a cache) and checked against the recorded checksums before
+anything uses it. Without one, nothing of this runs.
+
 Proposals (the update gate proposes, a person approves or rejects) are rows of the
 ``proposals`` table defined here; their logic is in :mod:`lstmops.registry.proposals`,
 reached through the ``propose``/``approve``/``reject``/... methods below. A ledger row
@@ -129,6 +135,7 @@ ledger_table = Table(
 # promotion; raising (or exiting the process) there simulates a crash at that point.
 crash_hook: Callable[[str], None] | None = None
 _ANY: Any = object()
+_FROM_ENV: Any = object()
 
 
 def _checkpoint(step: str) -> None:
@@ -214,6 +221,17 @@ def parse_ref(ref: str | int | None) -> str | int:
     raise RegistryError(f"model {ref!r} is neither champion, previous, latest nor a version number")
 
 
+def _model_store(store: Any) -> Any:
+    """The registry's :class:`~lstmops.registry.objects.ObjectStore`, or None (no store, the default)."""
+    if store is None:
+        return None
+    from lstmops.registry.objects import ObjectStore
+
+    if store is _FROM_ENV:
+        return ObjectStore.from_env()
+    return store if isinstance(store, ObjectStore) else ObjectStore.parse(store)
+
+
 def promotion_of(problem: str, version: int) -> Callable[[dict[str, int], set[int]], tuple[int, int | None]]:
     """The alias change of promoting ``version``: it becomes champion, the old champion previous."""
     def pick(aliases: dict[str, int], known: set[int]) -> tuple[int, int | None]:
@@ -234,9 +252,12 @@ class Registry:
         folder: where version folders live. Default: the folder this database recorded
             when its first version was registered (so ``--db`` alone finds the files),
             else ``<repo>/registry``.
+        store: the model store (an ``s3://bucket/prefix`` URL or an
+            :class:`~lstmops.registry.objects.ObjectStore`); default ``$LSTMOPS_MODEL_STORE``,
+            None for none.
     """
 
-    def __init__(self, url: str | None = None, folder: Path | None = None):
+    def __init__(self, url: str | None = None, folder: Path | None = None, store: Any = _FROM_ENV):
         if url is None:
             url = paths.database_url() if folder is None else os.environ.get(
                 "LSTMOPS_DB_URL", f"sqlite:///{Path(folder) / 'lstmops.db'}")
@@ -245,6 +266,7 @@ class Registry:
         migrate(self.engine)
         self._id: str | None = None
         self.folder = Path(folder) if folder is not None else self._recorded_folder() or paths.registry_dir()
+        self.store = _model_store(store)
 
     def _recorded_folder(self) -> Path | None:
         with self.engine.connect() as conn:
@@ -307,19 +329,32 @@ class Registry:
                                f"`python stages/register.py {problem}`)")
         numbers = ", ".join(str(v.version) for v in found)
         if want == "latest":
-            return found[-1]
+            return self.local(found[-1])
         if isinstance(want, str):
             match = [v for v in found if want in v.aliases]
             if not match:
                 raise NoModelError(f"{problem} has no {want} model (versions: {numbers})")
-            return match[0]
+            return self.local(match[0])
         match = [v for v in found if v.version == want]
         if not match:
             raise NoModelError(f"{problem} has no version {want} (versions: {numbers})")
-        return match[0]
+        return self.local(match[0])
+
+    def local(self, mv: ModelVersion) -> ModelVersion:
+        """``mv`` with its files on this machine: downloaded from the model store when its folder is missing.
+
+        The download lands in a staging folder, is checked against the checksums the
+        database recorded, and only then renamed to ``<folder>/<problem>/v<N>``; a missing
+        or tampered object is a one-line error and leaves nothing behind.
+        """
+        if self.store is None or mv.folder.is_dir():
+            return mv
+        storage.fetch(self.store, mv.folder, mv.problem, mv.version, mv.checksums, self._registry_id(create=False))
+        return mv
 
     def verify(self, mv: ModelVersion) -> None:
         """Check every file of ``mv`` against the checksums recorded at registration."""
+        self.local(mv)
         label = f"{mv.problem} v{mv.version}"
         for name in FILES:
             path = mv.folder / name
@@ -381,6 +416,8 @@ class Registry:
         owner = self._registry_id()
         staged = storage.stage(self.folder / problem, source, sums, owner)
         try:
+            if self.store is not None:  # before the database knows the version: content-addressed, safe to redo
+                self.store.put_bundle(problem, staged, sums, (*FILES, CHECKSUMS))
             _checkpoint("staged")
             with writing(self.engine) as conn:
                 lock_row(conn, problems_table, "problem", problem, {"revision": 0})
