@@ -68,20 +68,19 @@ def prepare(run: Any) -> Any:
 
 @task(name="train arm")
 def train_arm(jobs: list) -> list:
-    """Repeats of one arm, trained together as vmapped replicas (``update.replicas``); runs in a
-    worker process or on a Dask worker, and saves the results at once, so a run that dies (a
-    killed worker, a lost machine) re-trains only the repeats not yet saved."""
-    from lstmops.update.candidates import run_jobs
-    from lstmops.update.cycle import keep_result
+    """Repeats of one arm, trained together as vmapped replicas (``update.replicas``), in a worker
+    process or on a Dask worker. The worker reads the run's data from this machine's disk, or its
+    own copy of the data the flow shipped through the model store, and returns weights and outputs
+    to the flow process, which saves them: a worker needs no disk in common with the flow."""
+    from lstmops.update.shipping import train_here
 
-    results = run_jobs(jobs)
-    for result in results:
-        keep_result(jobs[0].data.run_dir, result)
+    trained = train_here(jobs)
+    results = [t.result for t in trained]
     finished = [r for r in results if not r.diverged]
     mean = sum(sum(r.values) / len(r.values) for r in finished) / len(finished) if finished else float("nan")
     print(f"{jobs[0].problem} arm {jobs[0].arm}: {len(results)} repeats ({len(results) - len(finished)} diverged), "
-          f"mean per-example value {mean:.4g}, {sum(r.seconds for r in results):.0f} s")
-    return results
+          f"mean per-example value {mean:.4g}, {sum(r.seconds for r in results):.0f} s on {results[0].worker}")
+    return trained
 
 
 @task(name="compare (gate)", cache_policy=NO_CACHE)
@@ -133,19 +132,48 @@ def task_runner(settings: Any) -> Any:
 
 
 @flow(name="lstmops-train-arms", log_prints=True)
-def train_arms(groups: list) -> list:
-    """Step 3: every group of arm-repeats, side by side on this flow's task runner."""
-    futures = train_arm.map(groups)
-    return [result for f in futures for result in f.result()]
+def train_arms(groups: list, run_dir: str) -> int:
+    """Step 3: every group of arm-repeats side by side on this flow's task runner; each group's results
+    are saved here, under ``run_dir``, as soon as it returns, so a run that dies (a killed worker, a lost
+    machine) re-trains only the repeats not yet saved. Returns how many were saved."""
+    from pathlib import Path
+
+    from prefect.futures import as_completed
+
+    from lstmops.update.shipping import keep
+
+    saved, failure = 0, None
+    for future in as_completed(train_arm.map(groups)):
+        try:
+            trained = future.result()
+        except Exception as err:  # noqa: BLE001 - keep the other groups' results, then fail
+            failure = failure or err
+            continue
+        for one in trained:
+            keep(Path(run_dir), one)
+            saved += 1
+    if failure is not None:
+        raise failure
+    return saved
 
 
 def develop(run: Any, data: Any, repeats: int) -> None:
-    """Train the arm-repeats still missing for ``repeats`` per arm, saving each as it finishes."""
+    """Train the arm-repeats still missing for ``repeats`` per arm, saving each as it finishes.
+
+    With ``update.runner: dask`` and a model store, the run's data is shipped to the workers
+    through the store (:mod:`lstmops.update.shipping`): they need nothing of this machine's disk.
+    """
+    from dataclasses import replace
+
     from lstmops.update.candidates import group_jobs
+    from lstmops.update.shipping import for_workers
 
     jobs = run.jobs(data, repeats)
     if jobs:
-        train_arms.with_options(task_runner=task_runner(run.settings))(group_jobs(jobs, run.settings.update.replicas))
+        shipped = for_workers(data, run.settings.update.runner, run.registry.store)
+        jobs = [replace(job, data=shipped) for job in jobs]
+        train_arms.with_options(task_runner=task_runner(run.settings))(
+            group_jobs(jobs, run.settings.update.replicas), str(run.folder))
 
 
 def _alive(run_id: str) -> bool:

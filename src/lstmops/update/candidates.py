@@ -124,6 +124,7 @@ class ArmResult:
     epochs: int
     seconds: float
     diverged: bool
+    worker: str = ""                 # host:pid of the process that trained it (records before it lack it)
 
 
 # --- data ------------------------------------------------------------------------------
@@ -312,10 +313,11 @@ def _compile_cache() -> None:
     use_compile_cache()
 
 
-def run_job(job: ArmJob) -> ArmResult:
+def run_job(job: ArmJob, out: Path | None = None) -> ArmResult:
     """Train one arm-repeat here, score it on the evaluation rows, save its weights and outputs.
 
-    A repeat whose final validation loss or evaluation outputs are not finite comes back
+    The files go under ``out/arms/<arm>/`` (default: the run's folder). A repeat whose
+    final validation loss or evaluation outputs are not finite comes back
     ``diverged=True`` with NaN values (nothing is saved for it), never as an exception.
     """
     from lstmops.modeling.training import use_default_backend
@@ -332,16 +334,16 @@ def run_job(job: ArmJob) -> ArmResult:
     train_xy, val_xy = arm_arrays(data, spec.data, "train"), arm_arrays(data, spec.data, "val")
     keras.utils.set_random_seed(job.seed)  # before the model exists: its dropout seeds come from here
     model, history = (_continue if spec.start == "champion" else _fresh)(job, preparer, train_xy, val_xy)
-    return _finish(job, model, history, preparer, val_xy, time.perf_counter() - started)
+    return _finish(job, model, history, preparer, val_xy, time.perf_counter() - started, out)
 
 
-def run_jobs(jobs: list[ArmJob]) -> list[ArmResult]:
+def run_jobs(jobs: list[ArmJob], out: Path | None = None) -> list[ArmResult]:
     """Several repeats of one arm trained together as vmapped replicas (:mod:`lstmops.modeling.replicas`).
 
     Each replica has its job's seed (data order, dropout; a fresh arm's initial weights
     too; a continued arm starts every replica from the deployed weights), so the results
     are those of :func:`run_job` for each job, at the cost of about one. Falls back to one
-    :func:`run_job` per job without JAX or for a single job.
+    :func:`run_job` per job without JAX or for a single job. Files go under ``out`` as there.
     """
     from lstmops.modeling.replicas import fallback_reason, fit_replicas
     from lstmops.modeling.training import use_default_backend
@@ -349,7 +351,7 @@ def run_jobs(jobs: list[ArmJob]) -> list[ArmResult]:
     if len({(j.problem, j.arm, j.data.run_dir) for j in jobs}) > 1:
         raise ValueError("run_jobs trains repeats of one arm of one run together")  # a caller's bug
     if fallback_reason(len(jobs)) is not None:
-        return [run_job(job) for job in jobs]
+        return [run_job(job, out) for job in jobs]
     use_default_backend()
     _compile_cache()
     from lstmops.features.preparers import load_preparer
@@ -367,7 +369,7 @@ def run_jobs(jobs: list[ArmJob]) -> list[ArmResult]:
     fits = fit_replicas(first.cfg.architecture, first.cfg.model, task, train_xy, val_xy, train,
                         [j.seed for j in jobs], epochs=first.epochs, build=build)
     each = (time.perf_counter() - started) / len(jobs)
-    return [_finish(job, fit.model, fit.history, preparer, val_xy, each) for job, fit in zip(jobs, fits)]
+    return [_finish(job, fit.model, fit.history, preparer, val_xy, each, out) for job, fit in zip(jobs, fits)]
 
 
 def _champion_builder(job: ArmJob, task: Any) -> Any:
@@ -396,8 +398,10 @@ def group_jobs(jobs: list[ArmJob], size: int) -> list[list[ArmJob]]:
     return [arm_jobs[i:i + size] for arm_jobs in by_arm.values() for i in range(0, len(arm_jobs), size)]
 
 
-def _finish(job: ArmJob, model: Any, history: dict, preparer: Any, val_xy: tuple, seconds: float) -> ArmResult:
-    """Score a trained arm-repeat on the evaluation rows, save its weights and outputs, and say how it went."""
+def _finish(job: ArmJob, model: Any, history: dict, preparer: Any, val_xy: tuple, seconds: float,
+            out: Path | None = None) -> ArmResult:
+    """Score a trained arm-repeat on the evaluation rows, save its weights and outputs (under ``out``, default
+    the run's folder), and say how it went."""
     spec, data = ARMS[job.arm], job.data
     started = time.perf_counter()
     val_loss = float(model.evaluate(*val_xy, batch_size=1024, verbose=0))
@@ -405,7 +409,7 @@ def _finish(job: ArmJob, model: Any, history: dict, preparer: Any, val_xy: tuple
     diverged = outputs is None or not np.isfinite(outputs).all()
     values = np.full(data.eval_examples, np.nan) if diverged else _values(data, outputs, preparer)
     if not diverged:
-        folder = data.run_dir / ARMS_DIR / job.arm
+        folder = Path(out or data.run_dir) / ARMS_DIR / job.arm
         arch = (data.champion_dir / "model.json").read_text(encoding="utf-8") if spec.start == "champion" \
             else model.to_json(indent=1) + "\n"
         _atomic_write(folder / "model.json", lambda p: p.write_text(arch, encoding="utf-8"))
