@@ -17,12 +17,17 @@ rows, 1,000 evaluation rows) go through the real fan-out of ``flows/update.py``
 Every round uses a fresh run id (a copy of the prepared data under a new run folder), so
 every round of the Dask modes uploads and downloads the data again; seeds follow the run
 id, so the modes of a round train exactly the same jobs. A first, untimed round of the
-process pool warms the JAX compile cache (on disk, shared by every mode) and Prefect's
-temporary server. Rounds wait while ``/tmp/lstmops-quiet`` exists (someone is timing).
+process pool warms the JAX compile cache (on disk, shared by every mode) and Prefect.
+
+Prefect: by default the flows talk to Prefect's temporary server, as ``make update`` does.
+Then every process of the local pool, which does not inherit the temporary server's
+address, starts a temporary server of its own for its task runs, at every fan-out.
+``--prefect-server`` starts ``prefect server start`` on a free port and sets
+``PREFECT_API_URL`` for everything, as a deployment (``make serve``, a cluster) runs. Rounds wait while ``/tmp/lstmops-quiet`` exists (someone is timing).
 Target of the issue: time(dask) / time(process) <= 1.25.
 
 Usage: ``KERAS_BACKEND=jax .venv/bin/python benchmarks/bench_cluster.py [--rounds 3] [--repeats 4]
-[--problem echo] [--cold] [--out benchmarks/results/cluster.json]``
+[--problem echo] [--cold] [--prefect-server] [--out benchmarks/results/cluster.json]``
 """
 
 from __future__ import annotations
@@ -128,6 +133,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternations of the modes")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cold", action="store_true", help="also time a Dask cluster started by each flow run")
+    parser.add_argument("--prefect-server", action="store_true",
+                        help="run against a real Prefect server (PREFECT_API_URL) instead of temporary ones")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cluster.json"))
     args = parser.parse_args()
 
@@ -136,6 +143,17 @@ def main() -> None:
     os.environ["PREFECT_HOME"] = str(work / "prefect")  # Prefect's temporary server keeps its state here
     os.environ["LSTMOPS_SCRATCH"] = str(work / "worker-scratch")  # the Dask workers' own folder
     server = start_s3()
+    prefect = None
+    if args.prefect_server:
+        import socket
+
+        from lstmops.update.orchestration import start_server
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        prefect = start_server(port, work / "prefect-server", work / "prefect-server.log", timeout_s=120)
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     from distributed import LocalCluster
 
     from lstmops import paths
@@ -171,6 +189,9 @@ def main() -> None:
             print(f"round {i} {mode}: {seconds:.1f} s", flush=True)
     cluster.close()
     server.stop()
+    if prefect is not None:
+        prefect.terminate()
+        prefect.wait(timeout=60)
     report = {
         "problem": args.problem, "trainings": trainings, "workers": args.workers, "rounds": args.rounds,
         "sizes": {"old": settings.update.old_size, "new": settings.update.batch_size,
@@ -180,6 +201,7 @@ def main() -> None:
         "median_s": {mode: statistics.median(t) for mode, t in times.items()},
         "ratio_dask_over_process": round(statistics.median(times["dask"]) / statistics.median(times["process"]), 3),
         "ratios_per_round": [round(d / p, 3) for d, p in zip(times["dask"], times["process"])],
+        "prefect": "a prefect server (PREFECT_API_URL)" if args.prefect_server else "temporary servers",
         "machine": f"{os.cpu_count()} CPU cores, load average before the run {load:.2f}",
         "target": "ratio <= 1.25",
     }

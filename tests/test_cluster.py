@@ -302,6 +302,30 @@ def test_a_damaged_object_is_refused_and_nothing_is_kept(s3, tmp_path, damage):
     reg.verify(reg.resolve("echo", 1))  # the registering machine's copy is intact
 
 
+def test_the_cli_loads_a_version_from_the_store_on_a_machine_without_its_files(s3, tmp_path, monkeypatch):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from lstmops.cli import app
+    from lstmops.registry import Registry
+
+    url, store = f"sqlite:///{tmp_path / 'reg.db'}", f"s3://{MODELS}/cli"
+    Registry(url, tmp_path / "first-machine", store=store).register("echo", distinct_bundles(tmp_path)[0])
+    shutil.rmtree(tmp_path / "first-machine")  # that machine is gone; the database and the bucket remain
+    monkeypatch.setenv("LSTMOPS_ROOT", str(tmp_path / "second"))  # its registry folder: second/registry
+    monkeypatch.delenv("LSTMOPS_MODEL_STORE", raising=False)
+    show = ["--db", url, "--model-store", "s3://no-such-bucket/x", "models", "show", "echo", "1"]
+    bad = CliRunner().invoke(app, show, prog_name="lstmops")
+    assert bad.exit_code == 2, bad.output
+    assert "bucket 'no-such-bucket' does not exist" in bad.output and bad.output.strip().count("\n") == 0
+    assert not (tmp_path / "second" / "registry" / "echo" / "v1").exists()
+    show[3] = store
+    good = CliRunner().invoke(app, show, prog_name="lstmops")
+    assert good.exit_code == 0 and "integrity: ok" in good.output, good.output
+    assert (tmp_path / "second" / "registry" / "echo" / "v1" / "model.weights.h5").is_file()
+
+
 def test_a_worker_without_the_runs_data_says_what_to_set(tmp_path):
     from lstmops.errors import DataError
     from lstmops.update.candidates import UpdateData
@@ -310,6 +334,30 @@ def test_a_worker_without_the_runs_data_says_what_to_set(tmp_path):
     data = UpdateData("echo", DAY, str(tmp_path / "nowhere" / "data"), 1, (1, 1), (1, 1), 1, False, 0)
     with pytest.raises(DataError, match="not on this worker's disk .*LSTMOPS_MODEL_STORE"):
         materialise(data)
+
+
+def test_shipped_run_data_is_checked_on_the_worker(s3, tmp_path, monkeypatch):
+    from lstmops.errors import DataError
+    from lstmops.registry.objects import ObjectStore
+    from lstmops.update.candidates import UpdateData
+    from lstmops.update.shipping import materialise, publish
+
+    folder = tmp_path / "flow" / "updates" / "echo" / "d1" / "data"
+    (folder / "champion").mkdir(parents=True)
+    np.save(folder / "X_train.npy", np.arange(12.0).reshape(3, 4))
+    (folder / "champion" / "model.json").write_text("{}")
+    data = UpdateData("echo", "d1", str(folder), 1, (2, 1), (1, 0), 1, False, 0)
+    shipped = publish(data, ObjectStore(MODELS, "ship"))
+    assert shipped.folder == f"s3://{MODELS}/ship/runs/echo/d1/data" and str(tmp_path) not in repr(shipped)
+    monkeypatch.setenv("LSTMOPS_SCRATCH", str(tmp_path / "worker"))
+    here = materialise(shipped)
+    assert Path(here.folder).is_relative_to(tmp_path / "worker")
+    assert np.load(Path(here.folder) / "X_train.npy").tolist() == np.arange(12.0).reshape(3, 4).tolist()
+    s3["client"].put_object(Bucket=MODELS, Key="ship/runs/echo/d1/data/X_train.npy", Body=b"changed")
+    monkeypatch.setenv("LSTMOPS_SCRATCH", str(tmp_path / "another-worker"))
+    with pytest.raises(DataError, match="X_train.npy does not match the run's manifest"):
+        materialise(shipped)
+    assert not list((tmp_path / "another-worker").rglob("*.npy"))  # nothing half-downloaded is kept
 
 
 def test_without_a_model_store_registration_is_as_before(tmp_path, monkeypatch):

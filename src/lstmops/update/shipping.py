@@ -14,7 +14,9 @@ them under its run folder as each group arrives (:func:`keep`), exactly where a 
 run saves them, so a re-run after a crash trains only what is missing, and the gate and
 the registration read the flow's own disk as before.
 
-The scratch folder is a cache: deleting it costs a download.
+The scratch folder is a cache: deleting it costs a download, and a worker drops its
+copies of a problem's runs that no job used for :data:`SCRATCH_DAYS`. The uploads under
+``runs/`` are left to the bucket's own lifecycle rules.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from lstmops.errors import DataError
 MANIFEST = "manifest.json"
 SCRATCH_ENV = "LSTMOPS_SCRATCH"
 REMOTE = "s3://"
+SCRATCH_DAYS = 7       # a worker drops its copies of a problem's other runs untouched this long
 
 
 def scratch_root() -> Path:
@@ -116,7 +119,19 @@ def materialise(data: Any) -> Any:
     local = scratch_root() / "runs" / data.problem / data.run_id / hashlib.sha256(manifest).hexdigest()[:16] / "data"
     if not (local / MANIFEST).is_file():
         _download(store, json.loads(manifest), manifest, local, data.folder)
+        _prune(local.parents[2], keep=local.parents[1])
+    os.utime(local.parents[1])  # in use: not stale
     return dataclasses.replace(data, folder=str(local))
+
+
+def _prune(problem_dir: Path, keep: Path) -> None:
+    """Remove this worker's copies of the problem's other runs that nothing used for :data:`SCRATCH_DAYS`."""
+    import time
+
+    cutoff = time.time() - SCRATCH_DAYS * 86400
+    for run in problem_dir.iterdir():
+        if run != keep and run.is_dir() and run.stat().st_mtime < cutoff:
+            shutil.rmtree(run, ignore_errors=True)
 
 
 def _download(store: Any, files: dict[str, str], manifest: bytes, local: Path, where: str) -> None:
