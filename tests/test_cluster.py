@@ -274,6 +274,25 @@ def test_an_unreachable_store_is_one_line_and_changes_nothing(s3, tmp_path, monk
     assert _folders(tmp_path / "other") in ([], ["echo"])  # no partial version left there
 
 
+def test_no_credentials_is_one_line(s3, tmp_path, monkeypatch):
+    from lstmops.errors import RegistryError
+    from lstmops.registry import Registry
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    _fresh_clients()
+    reg = Registry(f"sqlite:///{tmp_path / 'reg.db'}", tmp_path / "registry", store=f"s3://{MODELS}/c")
+    try:
+        with pytest.raises(RegistryError, match="no credentials .*AWS_ACCESS_KEY_ID"):
+            reg.register("echo", distinct_bundles(tmp_path)[0])
+    finally:
+        _fresh_clients()
+    assert reg.problems() == [] and not list(reg.folder.glob("*/v*"))
+
+
 @pytest.mark.parametrize("damage", ["tampered", "missing"])
 def test_a_damaged_object_is_refused_and_nothing_is_kept(s3, tmp_path, damage):
     from lstmops.errors import BundleError, RegistryError

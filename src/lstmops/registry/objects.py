@@ -98,7 +98,8 @@ class ObjectStore:
 
     def _fail(self, err: Exception, key: str) -> RegistryError:
         """One line for what went wrong talking to the store (the caller raises it)."""
-        from botocore.exceptions import ClientError, NoCredentialsError
+        from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
+        from botocore.exceptions import ConnectionError as Unreachable
 
         where = f"s3://{self.bucket}/{key}"
         if isinstance(err, ClientError):
@@ -114,7 +115,9 @@ class ObjectStore:
             return RegistryError(f"model store {self.url}: no credentials (set AWS_ACCESS_KEY_ID and "
                                  "AWS_SECRET_ACCESS_KEY, or another source boto3 reads)")
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return RegistryError(f"model store {self.url}: cannot reach it ({reason})")
+        if isinstance(err, (Unreachable, HTTPClientError)):  # refused, timed out, dropped
+            return RegistryError(f"model store {self.url}: cannot reach it ({reason})")
+        return RegistryError(f"model store {self.url}: {reason}")
 
     def _call(self, key: str, action: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -137,11 +140,16 @@ class ObjectStore:
 
     def get_file(self, target: Path, *parts: str) -> None:
         """Download ``parts`` under the prefix into ``target`` (missing → one-line error naming the object)."""
+        from botocore.exceptions import BotoCoreError
+
         key = self.key(*parts)
         body = self._call(key, "get_object", Key=key)["Body"]
-        with open(target, "wb") as fh:
-            for chunk in iter(lambda: body.read(1 << 20), b""):
-                fh.write(chunk)
+        try:
+            with open(target, "wb") as fh:
+                for chunk in iter(lambda: body.read(1 << 20), b""):
+                    fh.write(chunk)
+        except BotoCoreError as err:  # the connection dropped mid-download
+            raise self._fail(err, key) from None
 
     def get_bytes(self, *parts: str) -> bytes | None:
         """The object at ``parts``, or None when there is none (any other failure raises)."""

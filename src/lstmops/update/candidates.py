@@ -68,7 +68,7 @@ class UpdateData:
 
     problem: str
     run_id: str
-    folder: str                      # <run dir>/data
+    folder: str                      # <run dir>/data; for workers without the flow's disk, its s3:// copy
     champion_version: int
     train_rows: tuple[int, int]      # (old, new) array rows
     val_rows: tuple[int, int]
