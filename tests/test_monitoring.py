@@ -201,6 +201,59 @@ def test_an_alarm_triggers_one_update_and_the_next_ones_are_declined_with_the_re
     assert "input drift" in triggers[0]["reason"]
 
 
+class _Registry:
+    """The two registry questions ``decide`` asks: the champion and the pending proposals."""
+
+    def __init__(self, champion: int):
+        self.champion = champion
+
+    def aliases(self, problem: str) -> dict:
+        return {"champion": self.champion}
+
+    def proposals(self, problem: str, status: str) -> list:
+        return []
+
+
+def _run(root: Path, problem: str, day: str, champion: int, verdict: str) -> None:
+    from lstmops import paths
+    from lstmops.update.records import save_record
+
+    folder = paths.update_run_dir(problem, day, root)
+    save_record({"champion_version": champion, "day": day}, folder / "collect.json")
+    save_record({"verdict": verdict}, folder / "gate.json")
+
+
+def test_drift_alone_already_judged_by_an_update_is_declined_but_skill_loss_still_triggers(tmp_path):
+    from lstmops.config import parse_settings
+    from lstmops.monitoring.daily import Trigger, alarm_streak_start, append_trigger, decide
+
+    settings = parse_settings(SETTINGS)
+    drift = [{"interval": "day", "period": "2027-01-20", "kind": "input drift", "words": "inputs changed"}]
+    for day in ("2027-01-11", "2027-01-12", "2027-01-13"):  # alarms every day since the 11th ...
+        append_trigger(Trigger("addition", day, day == "2027-01-11", "input drift"), tmp_path)
+    for day in ("2027-01-14", "2027-01-15", "2027-01-16", "2027-01-17", "2027-01-18", "2027-01-19"):
+        append_trigger(Trigger("addition", day, False, "input drift", declined="cooldown"), tmp_path)
+    assert alarm_streak_start("addition", date(2027, 1, 20), tmp_path) == date(2027, 1, 11)
+
+    # No update run has judged it yet: the cooldown is over, so it triggers.
+    assert decide(settings, "addition", date(2027, 1, 20), drift, registry=_Registry(1), root=tmp_path).triggered
+    # A run before the alarms began, or one that was INCONCLUSIVE, judged nothing of this drift.
+    _run(tmp_path, "addition", "2027-01-04", 1, "NO-CHANGE")
+    _run(tmp_path, "addition", "2027-01-12", 1, "INCONCLUSIVE")
+    assert decide(settings, "addition", date(2027, 1, 20), drift, registry=_Registry(1), root=tmp_path).triggered
+    # A NO-CHANGE run on the drifted data, with the same model deployed: declined, saying why.
+    _run(tmp_path, "addition", "2027-01-18", 1, "NO-CHANGE")
+    found = decide(settings, "addition", date(2027, 1, 20), drift, registry=_Registry(1), root=tmp_path)
+    assert not found.triggered and "update run of 2027-01-18 already judged it" in found.declined
+    assert "alarms since 2027-01-11" in found.declined
+    # ... unless another model is deployed since (it was not judged), or skill is lost too.
+    assert decide(settings, "addition", date(2027, 1, 20), drift, registry=_Registry(2), root=tmp_path).triggered
+    loss = drift + [{"interval": "day", "period": "2027-01-19", "kind": "drift and skill loss", "words": "worse"}]
+    assert decide(settings, "addition", date(2027, 1, 20), loss, registry=_Registry(1), root=tmp_path).triggered
+    # A day without alarms ends the drift: a new alarm after it is a new drift, judged anew.
+    assert decide(settings, "addition", date(2027, 1, 22), drift, registry=_Registry(1), root=tmp_path).triggered
+
+
 def test_snapshots_are_in_the_workspace_with_their_dashboard_and_pages(world):
     from evidently.ui.workspace import Workspace
 

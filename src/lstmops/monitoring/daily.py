@@ -9,9 +9,14 @@ For the day ``D`` being monitored (the Prefect flow's default: yesterday, UTC):
   rows, so slower or smaller changes show there first.
 
 A flagged check *triggers* the problem's update, unless an update was triggered within
-``monitoring.cooldown_days`` before (its candidates are still being judged) or a
-proposal of the problem is already waiting for a person. Every decision, triggered or
-declined, is appended with its reason to ``monitoring/triggers.jsonl``; the Prefect flow
+``monitoring.cooldown_days`` before (its candidates are still being judged), a proposal
+of the problem is already waiting for a person, or the alarm is drift alone (the inputs
+or the world changed, skill holds) and an update run has already judged this drift: it
+collected data on or after the first day of the unbroken run of alarms, the deployed
+model it judged is still deployed, and it found nothing better (NO-CHANGE). Skill loss,
+concept drift and a worse-than-previous model always trigger; the weekly scheduled
+update keeps judging a drift that goes on. Every decision, triggered or declined, is
+appended with its reason to ``monitoring/triggers.jsonl``; the Prefect flow
 (``flows/monitor.py``) starts the triggered update deployments and emits an event.
 """
 
@@ -97,7 +102,52 @@ def decide(settings: Settings, problem: str, day: date, flagged: list[dict], *, 
             f"lstmops approve {problem} {pending[0].id} --reason ... or lstmops reject {problem} {pending[0].id} "
             "--reason ..."),
             decided_at=now)
+    judged = _drift_already_judged(problem, day, flagged, registry=registry, root=root)
+    if judged:
+        return Trigger(problem, day.isoformat(), False, reason, declined=judged, decided_at=now)
     return Trigger(problem, day.isoformat(), True, reason, decided_at=now)
+
+
+DRIFT_ONLY = ("input drift", "world drift")  # the check kinds that say nothing about skill
+
+
+def alarm_streak_start(problem: str, day: date, root: Path | None = None) -> date:
+    """The first day of the unbroken run of flagged days of ``problem`` that ends at ``day``."""
+    flagged_days = {date.fromisoformat(t["day"]) for t in past_triggers(root) if t["problem"] == problem}
+    start = day
+    while start - timedelta(days=1) in flagged_days:
+        start -= timedelta(days=1)
+    return start
+
+
+def _drift_already_judged(problem: str, day: date, flagged: list[dict], *, registry,
+                          root: Path | None = None) -> str | None:
+    """Why a drift-only alarm needs no update run (an earlier run judged this drift), or None."""
+    from lstmops.update.gate import Verdict
+    from lstmops.update.records import load_record
+
+    if not flagged or any(c["kind"] not in DRIFT_ONLY for c in flagged):
+        return None
+    champion = registry.aliases(problem).get("champion")
+    start = alarm_streak_start(problem, day, root)
+    runs = paths.update_run_dir(problem, "-", root).parent
+    if champion is None or not runs.is_dir():
+        return None
+    for folder in sorted(runs.iterdir(), reverse=True):
+        try:
+            run_day = date.fromisoformat(folder.name)
+        except ValueError:
+            continue
+        if run_day < start or run_day > day + timedelta(days=1):
+            continue
+        collected, gate = load_record(folder / "collect.json"), load_record(folder / "gate.json")
+        if not collected or not gate or collected.get("champion_version") != champion:
+            continue
+        if gate.get("verdict") == Verdict.NO_CHANGE.value:
+            return (f"drift alone (skill holds), and the update run of {run_day} already judged it: it collected "
+                    f"data of this drift (alarms since {start}) and found nothing better than the deployed "
+                    f"v{champion} (NO-CHANGE); skill loss would still trigger, and the weekly update goes on")
+    return None
 
 
 def monitor_problem(settings: Settings, problem: str, day: date, *, registry, store, root: Path | None = None,

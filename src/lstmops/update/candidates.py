@@ -311,6 +311,25 @@ def _compile_cache() -> None:
     from lstmops.serving.predict import use_compile_cache
 
     use_compile_cache()
+    _no_tensorflow_seeding()
+
+
+def _no_tensorflow_seeding() -> None:
+    """Keep ``keras.utils.set_random_seed`` from importing TensorFlow under another backend.
+
+    Keras seeds TensorFlow too whenever it is importable (for ``tf.data`` pipelines, which
+    lstmops does not use): with TensorFlow installed that costs every training process a
+    5-second import under JAX. Keras asks its lazy ``tensorflow`` module whether it is
+    available; answering "no" first, under JAX only, skips the import and nothing else.
+    """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return
+    from keras.src.utils import module_utils
+
+    if module_utils.tensorflow.module is None:  # not imported by anything else yet
+        module_utils.tensorflow._available = False
 
 
 def run_job(job: ArmJob, out: Path | None = None) -> ArmResult:
