@@ -159,18 +159,6 @@ class ObjectStore:
         except MissingObject:
             return None
 
-    def names(self, *parts: str) -> list[str]:
-        """Every key under ``parts`` (relative to it)."""
-        base = self.key(*parts) + "/"
-        found: list[str] = []
-        token: dict[str, str] = {}
-        while True:
-            page = self._call(base, "list_objects_v2", Prefix=base, **token)
-            found += [item["Key"][len(base):] for item in page.get("Contents", [])]
-            if not page.get("IsTruncated"):
-                return found
-            token = {"ContinuationToken": page["NextContinuationToken"]}
-
     # --- model bundles ------------------------------------------------------------------
 
     def bundle_parts(self, problem: str, checksums: dict[str, str]) -> tuple[str, str, str]:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmops.errors import DataError
+from lstmops.modeling.bundle import sha256
 
 MANIFEST = "manifest.json"
 SCRATCH_ENV = "LSTMOPS_SCRATCH"
@@ -51,18 +52,10 @@ def scratch_root() -> Path:
     return Path(env) if env else Path(tempfile.gettempdir()) / f"lstmops-scratch-{os.getuid()}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _manifest(folder: Path) -> bytes:
     """Canonical JSON of every file under ``folder`` (relative POSIX names) and its sha256."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".partial"))
-    return json.dumps({p.relative_to(folder).as_posix(): _sha256(p) for p in files}, indent=1,
+    return json.dumps({p.relative_to(folder).as_posix(): sha256(p) for p in files}, indent=1,
                       sort_keys=True).encode()
 
 
@@ -141,7 +134,7 @@ def _download(store: Any, files: dict[str, str], manifest: bytes, local: Path, w
         for name, digest in files.items():
             (staged / name).parent.mkdir(parents=True, exist_ok=True)
             store.get_file(staged / name, name)
-            if _sha256(staged / name) != digest:
+            if sha256(staged / name) != digest:
                 raise DataError(f"{where}/{name} does not match the run's manifest (corrupt or changed)")
         (staged / MANIFEST).write_bytes(manifest)  # last, as on the store
         try:
