@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from test_registry import _fresh_pg, pg_url  # noqa: F401 - pg_url is a fixture
-from test_update_flow import TINY, _git
+from test_update_flow import TINY, _champion_and_old_data, _git
 from tiny_bundles import distinct_bundles
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,26 +130,6 @@ def world(s3, cluster, pg_url, tmp_path_factory):  # noqa: F811 - pg_url is the 
             yield {"root": root, "registry": registry, "db": db}
     finally:
         _set_env(old)
-
-
-def _champion_and_old_data(root: Path) -> None:
-    """The build's echo training split and a tiny trained echo bundle at ``root/bundle``."""
-    from lstmops import paths
-    from lstmops.config import parse_settings
-    from lstmops.data.io import write_table
-    from lstmops.features.preparers import make_preparer
-    from lstmops.modeling.bundle import save_bundle
-    from lstmops.modeling.training import fit, make_task
-    from lstmops.problems import get_problem
-
-    cfg, echo = parse_settings(TINY).problems["echo"], get_problem("echo")
-    old = echo.generate(echo.Params(), 400, np.random.default_rng(1))
-    write_table(old, paths.raw_split("echo", "train", root))
-    preparer = make_preparer("echo", cfg.process).fit(old)
-    task = make_task(echo, preparer.input_shape, preparer.target_shape, len(old), cfg.train)
-    model = fit("vanilla", cfg.model, task, (preparer.inputs(old), preparer.targets(old)), None, cfg.train, 7).model
-    meta = {"problem": "echo", "architecture": "vanilla", "seed": 7, "settings": json.loads(cfg.model_dump_json())}
-    save_bundle(model, preparer, meta, root / "bundle")
 
 
 @pytest.mark.flow

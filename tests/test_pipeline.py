@@ -59,14 +59,19 @@ def _tiny_params(repo: Path, **edits) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A git + DVC repository holding the project's stages and code, tiny params."""
-    repo = tmp_path_factory.mktemp("pipeline")
+def copy_project(repo: Path) -> Path:
+    """The project's stages, code and DVC/git configuration copied into ``repo`` (as a fresh clone has them)."""
     for item in ("stages", "src", "dvc.yaml", ".dvcignore", ".gitignore"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / item, **(
             {"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
+    return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A git + DVC repository holding the project's stages and code, tiny params."""
+    repo = copy_project(tmp_path_factory.mktemp("pipeline"))
     _REPO_SRC[:] = [repo / "src"]
     _tiny_params(repo)
     run(["git", "init", "-q"], repo)

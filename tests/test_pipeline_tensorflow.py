@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from test_pipeline import PROBLEM_NAMES, ROOT, _tiny_params
+from test_pipeline import PROBLEM_NAMES, _tiny_params, copy_project
 
 pytest.importorskip("tensorflow", reason="TensorFlow is in the lock file: `make install` installs it")
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
@@ -43,11 +42,7 @@ def _run(cmd: list[str], repo: Path, backend: str = "tensorflow") -> subprocess.
 
 @pytest.fixture(scope="module")
 def tf_repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("pipeline-tf")
-    for item in ("stages", "src", "dvc.yaml", ".dvcignore", ".gitignore"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / item, **(
-            {"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
+    repo = copy_project(tmp_path_factory.mktemp("pipeline-tf"))
     _tiny_params(repo)
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
                 ["git", "add", "-A"], ["git", "commit", "-q", "-m", "tracked files"]):

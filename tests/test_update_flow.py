@@ -44,11 +44,8 @@ def _git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A git + DVC repository with tiny params, the build's training split, a trained champion; a Prefect API."""
-    from prefect.testing.utilities import prefect_test_harness
-
+def _champion_and_old_data(root: Path) -> None:
+    """The build's echo training split and a tiny trained echo bundle at ``root/bundle``."""
     from lstmops import paths
     from lstmops.config import parse_settings
     from lstmops.data.io import write_table
@@ -56,6 +53,22 @@ def world(tmp_path_factory):
     from lstmops.modeling.bundle import save_bundle
     from lstmops.modeling.training import fit, make_task
     from lstmops.problems import get_problem
+
+    cfg, echo = parse_settings(TINY).problems["echo"], get_problem("echo")
+    old = echo.generate(echo.Params(), 400, np.random.default_rng(1))
+    write_table(old, paths.raw_split("echo", "train", root))
+    preparer = make_preparer("echo", cfg.process).fit(old)
+    task = make_task(echo, preparer.input_shape, preparer.target_shape, len(old), cfg.train)
+    model = fit("vanilla", cfg.model, task, (preparer.inputs(old), preparer.targets(old)), None, cfg.train, 7).model
+    meta = {"problem": "echo", "architecture": "vanilla", "seed": 7, "settings": json.loads(cfg.model_dump_json())}
+    save_bundle(model, preparer, meta, root / "bundle")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A git + DVC repository with tiny params, the build's training split, a trained champion; a Prefect API."""
+    from prefect.testing.utilities import prefect_test_harness
+
     from lstmops.registry import Registry
 
     root = tmp_path_factory.mktemp("flow")
@@ -69,15 +82,7 @@ def world(tmp_path_factory):
     _git(root, "add", "-A")
     _git(root, "commit", "-qm", "init")
 
-    settings = parse_settings(TINY)
-    cfg, echo = settings.problems["echo"], get_problem("echo")
-    old = echo.generate(echo.Params(), 400, np.random.default_rng(1))
-    write_table(old, paths.raw_split("echo", "train", root))
-    preparer = make_preparer("echo", cfg.process).fit(old)
-    task = make_task(echo, preparer.input_shape, preparer.target_shape, len(old), cfg.train)
-    model = fit("vanilla", cfg.model, task, (preparer.inputs(old), preparer.targets(old)), None, cfg.train, 7).model
-    meta = {"problem": "echo", "architecture": "vanilla", "seed": 7, "settings": json.loads(cfg.model_dump_json())}
-    save_bundle(model, preparer, meta, root / "bundle")
+    _champion_and_old_data(root)
 
     env = {"LSTMOPS_ROOT": str(root), "LSTMOPS_DB_URL": f"sqlite:///{root / 'registry' / 'lstmops.db'}",
            "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false"}
