@@ -43,7 +43,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -77,35 +76,14 @@ def start_s3() -> object:
 
 
 def prepare(settings, problem: str, work: Path):
-    """A throw-away champion (1 epoch) and the run's prepared data at the update sizes."""
-    from lstmops import paths
-    from lstmops.data.drift import generate_at
-    from lstmops.data.io import write_table
-    from lstmops.features.preparers import make_preparer
-    from lstmops.modeling.bundle import save_bundle
-    from lstmops.modeling.training import fit, make_task
-    from lstmops.problems import get_problem
+    """A throw-away champion (1 epoch), registered with the S3 model store, and the run's prepared data."""
     from lstmops.registry.versions import Registry
-    from lstmops.update import candidates as cand
 
-    up, cfg, module = settings.update, settings.problems[problem], get_problem(problem)
-    rng = np.random.default_rng(0)
-    old = generate_at(module, cfg.process, cfg.drift, cfg.sizes.train, rng, settings.as_of)
-    write_table(old, paths.raw_split(problem, "train", work))
-    prep = make_preparer(problem, cfg.process, settings.prepare.out_of_range, settings.prepare.tolerance).fit(old)
-    task = make_task(module, prep.input_shape, prep.target_shape, len(old), cfg.train)
-    champ = fit(cfg.architecture, cfg.model, task, (prep.inputs(old), prep.targets(old)), None, cfg.train, 1,
-                epochs=1)
-    meta = {"problem": problem, "architecture": cfg.architecture, "settings": json.loads(cfg.model_dump_json())}
-    save_bundle(champ.model, prep, meta, work / "bundle")
+    from update_arms import update_data
+
     registry = Registry(url=f"sqlite:///{work / 'db.sqlite'}", folder=work / "registry",
                         store=f"s3://{BUCKET}/registry")
-    champion = registry.register(problem, work / "bundle").version
-    new = generate_at(module, cfg.process, cfg.drift, up.batch_size, rng, settings.as_of)
-    evals = generate_at(module, cfg.process, cfg.drift, up.eval_size, rng, settings.as_of)
-    data = cand.prepare_update_data(settings, problem, champion, new, evals, work,
-                                    paths.update_run_dir(problem, "base", work), 0)
-    return data
+    return update_data(settings, problem, work, registry, "base")
 
 
 def fan_out(settings, data, store, repeats: int, run_id: str, work: Path) -> tuple[float, int]:

@@ -28,41 +28,50 @@ import numpy as np
 REPEATS = 2  # the first repeat of an arm compiles its programs, the second finds them in the compile cache
 
 
-def main() -> None:
-    """Time one repeat of every arm for each problem named on the command line."""
+def update_data(settings, problem: str, work: Path, registry, run_id: str):
+    """A throw-away champion of ``problem`` (1 epoch on the reference training size), registered in
+    ``registry``, and an update run's prepared data at the configured ``update`` sizes, under ``work``."""
     from lstmops import paths
-    from lstmops.config import load_settings
     from lstmops.data.drift import generate_at
     from lstmops.data.io import write_table
     from lstmops.features.preparers import make_preparer
     from lstmops.modeling.bundle import save_bundle
-    from lstmops.modeling.training import fit, make_task, use_default_backend
+    from lstmops.modeling.training import fit, make_task
     from lstmops.problems import get_problem
+    from lstmops.update import candidates as cand
+
+    up, cfg, module = settings.update, settings.problems[problem], get_problem(problem)
+    rng = np.random.default_rng(0)
+    old = generate_at(module, cfg.process, cfg.drift, cfg.sizes.train, rng, settings.as_of)
+    write_table(old, paths.raw_split(problem, "train", work))
+    prep = make_preparer(problem, cfg.process, settings.prepare.out_of_range, settings.prepare.tolerance).fit(old)
+    task = make_task(module, prep.input_shape, prep.target_shape, len(old), cfg.train)
+    champ = fit(cfg.architecture, cfg.model, task, (prep.inputs(old), prep.targets(old)), None, cfg.train, 1,
+                epochs=1)
+    meta = {"problem": problem, "architecture": cfg.architecture, "settings": json.loads(cfg.model_dump_json())}
+    save_bundle(champ.model, prep, meta, work / "bundle" / problem)
+    champion = registry.register(problem, work / "bundle" / problem).version
+    new = generate_at(module, cfg.process, cfg.drift, up.batch_size, rng, settings.as_of)
+    evals = generate_at(module, cfg.process, cfg.drift, up.eval_size, rng, settings.as_of)
+    return cand.prepare_update_data(settings, problem, champion, new, evals, work,
+                                    paths.update_run_dir(problem, run_id, work), 0)
+
+
+def main() -> None:
+    """Time one repeat of every arm for each problem named on the command line."""
+    from lstmops import paths
+    from lstmops.config import load_settings
+    from lstmops.modeling.training import use_default_backend
     from lstmops.registry.versions import Registry
     from lstmops.update import candidates as cand
 
     use_default_backend()
     settings = load_settings(paths.params_file())
-    up = settings.update
     tmp = Path(tempfile.mkdtemp(prefix="lstmops-bench-"))
     registry = Registry(url=f"sqlite:///{tmp / 'db.sqlite'}", folder=tmp / "registry")
     report = {}
     for problem in sys.argv[1:] or ["echo", "damped_sine"]:
-        cfg, module = settings.problems[problem], get_problem(problem)
-        rng = np.random.default_rng(0)
-        old = generate_at(module, cfg.process, cfg.drift, cfg.sizes.train, rng, settings.as_of)
-        write_table(old, paths.raw_split(problem, "train", tmp))
-        prep = make_preparer(problem, cfg.process, settings.prepare.out_of_range, settings.prepare.tolerance).fit(old)
-        task = make_task(module, prep.input_shape, prep.target_shape, len(old), cfg.train)
-        champ = fit(cfg.architecture, cfg.model, task, (prep.inputs(old), prep.targets(old)), None, cfg.train, 1,
-                    epochs=1)
-        meta = {"problem": problem, "architecture": cfg.architecture, "settings": json.loads(cfg.model_dump_json())}
-        save_bundle(champ.model, prep, meta, tmp / "bundle" / problem)
-        champion = registry.register(problem, tmp / "bundle" / problem).version
-        new = generate_at(module, cfg.process, cfg.drift, up.batch_size, rng, settings.as_of)
-        evals = generate_at(module, cfg.process, cfg.drift, up.eval_size, rng, settings.as_of)
-        data = cand.prepare_update_data(settings, problem, champion, new, evals, tmp,
-                                        paths.update_run_dir(problem, "bench", tmp), 0)
+        data = update_data(settings, problem, tmp, registry, "bench")
         timings = {}
         for job in cand.plan_jobs(settings, problem, data, REPEATS):
             result = cand.run_job(job)
