@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -172,8 +173,24 @@ def develop(run: Any, data: Any, repeats: int) -> None:
     if jobs:
         shipped = for_workers(data, run.settings.update.runner, run.registry.store)
         jobs = [replace(job, data=shipped) for job in jobs]
-        train_arms.with_options(task_runner=task_runner(run.settings))(
-            group_jobs(jobs, run.settings.update.replicas), str(run.folder))
+        with _cores_shared(run.settings.update.workers):
+            train_arms.with_options(task_runner=task_runner(run.settings))(
+                group_jobs(jobs, run.settings.update.replicas), str(run.folder))
+
+
+@contextmanager
+def _cores_shared(workers: int):
+    """While the arms train, each of ``workers`` local processes splits its replicas over its share
+    of the cores (:func:`lstmops.modeling.replicas.share_of_cores`); the processes inherit it."""
+    from lstmops.modeling.replicas import share_of_cores
+
+    env = share_of_cores(workers)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
 
 
 def _alive(run_id: str) -> bool:

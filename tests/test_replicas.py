@@ -266,3 +266,50 @@ def test_every_architecture_trains_as_replicas(problem):
     np.testing.assert_allclose(results[0].history["loss"], twin.history["loss"], rtol=CURVE_RTOL)
     for wa, wb in zip(results[0].model.get_weights(), twin.model.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, atol=WEIGHT_ATOL)
+
+
+def test_groups_of_replicas_on_separate_threads_train_as_one_group_does(monkeypatch):
+    """Replicas split into groups (one thread each, uneven sizes, some groups stopping before the
+    others) give each replica the history and weights it has in one vmapped group."""
+    from lstmops.config import TrainSpec
+    from lstmops.modeling.replicas import fit_replicas, replica_threads
+
+    task, spec, train_xy, val_xy, _ = tiny_problem("echo", n_train=48, n_val=8, learning_rate=0.2,
+                                                   schedule="constant", clipnorm=None)
+    train = TrainSpec(batch_size=16, epochs=8, patience=1)
+    seeds = [1, 2, 3, 4, 5, 6]
+    runs = {}
+    for threads in ("1", "4"):
+        monkeypatch.setenv("LSTMOPS_REPLICA_THREADS", threads)
+        assert replica_threads(len(seeds)) == int(threads)
+        runs[threads] = fit_replicas("vanilla", spec, task, train_xy, val_xy, train, seeds)
+    lengths = [len(r.history["val_loss"]) for r in runs["1"]]
+    assert len(set(lengths)) > 1, f"all replicas ran {lengths} epochs: groups would all stop together"
+    for one, split in zip(runs["1"], runs["4"], strict=True):
+        assert one.best_epoch == split.best_epoch
+        for key in ("loss", "val_loss"):
+            np.testing.assert_allclose(split.history[key], one.history[key], rtol=CURVE_RTOL)
+        for wa, wb in zip(split.model.get_weights(), one.model.get_weights(), strict=True):
+            np.testing.assert_allclose(wa, wb, atol=WEIGHT_ATOL)
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_replica_thread_count_is_named(monkeypatch, value):
+    from lstmops.modeling.replicas import replica_threads
+
+    monkeypatch.setenv("LSTMOPS_REPLICA_THREADS", value)
+    with pytest.raises(ValueError, match="LSTMOPS_REPLICA_THREADS"):
+        replica_threads(10)
+    monkeypatch.setenv("LSTMOPS_REPLICA_THREADS", "16")
+    assert replica_threads(3) == 3  # never more groups than replicas
+
+
+def test_side_by_side_processes_share_the_cores(monkeypatch):
+    from lstmops.modeling import replicas
+
+    monkeypatch.delenv("LSTMOPS_REPLICA_THREADS", raising=False)
+    monkeypatch.setattr(replicas, "usable_cores", lambda: 4)
+    assert replicas.share_of_cores(2) == {"LSTMOPS_REPLICA_THREADS": "2"}
+    assert replicas.share_of_cores(8) == {"LSTMOPS_REPLICA_THREADS": "1"}
+    monkeypatch.setenv("LSTMOPS_REPLICA_THREADS", "3")  # the user's (or an outer process's) choice stands
+    assert replicas.share_of_cores(2) == {}

@@ -34,16 +34,19 @@ Anything but the JAX backend, a single seed, or a model that cannot be traced un
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from lstmops.config import TrainSpec
+from lstmops.errors import ConfigError
 from lstmops.modeling.architectures import ModelSpec, Task, get_architecture
-from lstmops.modeling.training import FitResult, device_info, fit, use_default_backend
+from lstmops.modeling.training import FitResult, device_info, fit, set_seed, use_default_backend
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ def _fit_built(build: Callable[[int], Any], train_xy, val_xy, train: TrainSpec, 
     """One replica's model from ``build``, trained by Keras' own ``fit`` (the sequential path)."""
     import keras
 
-    keras.utils.set_random_seed(seed)
+    set_seed(seed)
     model = build(seed)
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if val_xy is not None and train.patience > 0:
@@ -173,11 +176,65 @@ def _nanmean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
+THREADS_ENV = "LSTMOPS_REPLICA_THREADS"
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def share_of_cores(processes: int) -> dict[str, str]:
+    """Environment for ``processes`` training processes side by side: each gets its share of the cores.
+
+    Empty when ``$LSTMOPS_REPLICA_THREADS`` is already set (the user's, or an outer
+    division's: a rehearsal's workers each run update flows).
+    """
+    if os.environ.get(THREADS_ENV, "").strip():
+        return {}
+    return {THREADS_ENV: str(max(1, usable_cores() // max(1, processes)))}
+
+
+def replica_threads(n_rep: int) -> int:
+    """How many groups of replicas train side by side, one thread each (at most ``n_rep``).
+
+    XLA runs one vmapped training step of small LSTMs on one CPU core: its batched
+    products are too small for its intra-op threads. Groups of replicas driven from
+    separate threads use the other cores (JAX releases the GIL while a program runs).
+    ``$LSTMOPS_REPLICA_THREADS`` sets the number (the update flow and the rehearsal divide
+    the cores among their processes this way, see :func:`share_of_cores`); otherwise it
+    is the CPU cores this process may use, and 1 on a GPU, where one program already
+    fills the device.
+    """
+    import jax
+
+    wanted = os.environ.get(THREADS_ENV, "").strip()
+    if wanted:
+        if not wanted.isdigit() or int(wanted) < 1:
+            raise ConfigError(f"{THREADS_ENV} must be a whole number >= 1, not {wanted!r}")
+        threads = int(wanted)
+    elif jax.default_backend() != "cpu":
+        threads = 1
+    else:
+        threads = usable_cores()
+    return max(1, min(threads, n_rep))
+
+
+@dataclass
+class _Group:
+    """Replicas ``rows`` of the run, trained by one thread with its own compiled programs."""
+
+    rows: slice
+    state: tuple
+    programs: dict
+    best_state: Any = None   # (trainable, non-trainable) weights at each replica's best epoch
+    final_state: Any = None  # everything as it stood when each replica stopped
+
+
 def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epochs, progress,
                  build=None) -> list[FitResult]:
     import jax
     import jax.numpy as jnp
-    import keras
 
     started = time.perf_counter()  # like fit's seconds, the clock covers compiling
     n_rep = len(seeds)
@@ -193,7 +250,7 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
     # (Keras builds the loss and the optimiser on a first batch before training).
     models = []
     for seed in seeds:
-        keras.utils.set_random_seed(seed)
+        set_seed(seed)
         model = build(seed) if build is not None else get_architecture(architecture).build(spec, task)
         model._symbolic_build(data_batch=(x[:batch], y[:batch]))  # noqa: SLF001 - what fit() does first
         models.append(model)
@@ -203,12 +260,13 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
     optimizer = template.optimizer
     metrics_vars = [v.value for v in template.metrics_variables]
 
-    def stack(get) -> list:
-        return [jnp.stack(values) for values in zip(*(get(m) for m in models))]
+    def stacked(members: list) -> tuple:
+        def stack(get) -> list:
+            return [jnp.stack(values) for values in zip(*(get(m) for m in members))]
 
-    state = (stack(lambda m: [v.value for v in m.trainable_variables]),
-             stack(lambda m: [v.value for v in m.non_trainable_variables]),
-             stack(lambda m: [v.value for v in m.optimizer.variables]))
+        return (stack(lambda m: [v.value for v in m.trainable_variables]),
+                stack(lambda m: [v.value for v in m.non_trainable_variables]),
+                stack(lambda m: [v.value for v in m.optimizer.variables]))
 
     def replica_step(tv, ntv, ov, xb, yb):
         def loss_fn(tv, ntv):
@@ -228,9 +286,6 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
     def run_epoch(state, x_all, y_all, idx):  # idx: (steps, R, batch)
         return jax.lax.scan(lambda s, i: gathered_step(s, x_all, y_all, i), state, idx)
 
-    epoch_fn = jax.jit(run_epoch, donate_argnums=0)
-    rest_fn = jax.jit(gathered_step, donate_argnums=0)
-
     # Validation as ``fit`` runs it: batches of ``batch_size`` in order, each batch's loss
     # weighted by its rows. Every LSTM call draws its dropout masks even when not
     # training, so each batch advances the seed-generator states, which are carried on.
@@ -242,8 +297,6 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
 
     def eval_batches(tv, ntv, xs, ys):  # xs: (steps, batch, ...), shared by all replicas
         return jax.lax.scan(lambda ntv, xy: veval(tv, ntv, *xy), ntv, (xs, ys))
-
-    eval_fn, eval_rest_fn = jax.jit(eval_batches), jax.jit(veval)
 
     @jax.jit
     def keep_where(mask, new, old):
@@ -262,79 +315,153 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
         vy_full = jnp.asarray(vy[:cut].reshape((val_full, batch) + vy.shape[1:]))
         vx_rest, vy_rest = jnp.asarray(vx[cut:]), jnp.asarray(vy[cut:])
 
+    def compiled(state: tuple) -> dict:
+        """The group's training and validation programs for its number of replicas."""
+        size = len(state[0][0])
+        out = {}
+        if full:
+            out["epoch"] = jax.jit(run_epoch, donate_argnums=0).lower(
+                state, x_dev, y_dev, jnp.zeros((full, size, batch), jnp.int32)).compile()
+        if rest:
+            out["rest"] = jax.jit(gathered_step, donate_argnums=0).lower(
+                state, x_dev, y_dev, jnp.zeros((size, rest), jnp.int32)).compile()
+        if val_xy is not None:
+            if val_full:
+                out["eval"] = jax.jit(eval_batches).lower(state[0], state[1], vx_full, vy_full).compile()
+            if val_rest:
+                out["eval_rest"] = jax.jit(veval).lower(state[0], state[1], vx_rest, vy_rest).compile()
+        return out
+
+    # Groups as even as possible (sizes differ by at most one: at most two programs to compile).
+    bounds = np.linspace(0, n_rep, replica_threads(n_rep) + 1).round().astype(int)
+    rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    states = [stacked(models[r]) for r in rows]
+    pool = ThreadPoolExecutor(max_workers=len(rows), thread_name_prefix="replicas")
+    try:
+        # Trace and compile before training: a model that cannot be vmapped fails here.
+        first_of_size: dict[int, int] = {}
+        for g, r in enumerate(rows):
+            first_of_size.setdefault(r.stop - r.start, g)
+        try:
+            programs = dict(zip(first_of_size, pool.map(lambda g: compiled(states[g]), first_of_size.values())))
+        except Exception as err:  # any tracing failure means: not vmappable here
+            raise ReplicaUnsupported(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
+        groups = [_Group(r, s, programs[r.stop - r.start]) for r, s in zip(rows, states)]
+        history = _train(groups, pool, epochs, n_rep, train, seeds, x_dev, y_dev,
+                         (vx_full, vy_full, vx_rest, vy_rest) if val_xy is not None else None, keep_where, progress)
+    finally:
+        pool.shutdown(wait=True)
+
+    seconds = (time.perf_counter() - started) / n_rep
+    device = device_info() | {"replicas": str(n_rep)}
+    results = []
+    for group in groups:
+        tv, ntv, ov = group.final_state
+        if group.best_state is not None and val_xy is not None and train.patience > 0:
+            # Keras restores the model's weights (``get_weights``): trainable and non-trainable
+            # weights, but not seed-generator states, which stay as training left them.
+            tv = group.best_state[0]
+            ntv = [b if w else f for b, f, w in zip(group.best_state[1], ntv, restorable)]
+        tv, ntv, ov = ([np.asarray(a) for a in part] for part in (tv, ntv, ov))
+        for i, model in enumerate(models[group.rows]):
+            for var, values in zip(model.trainable_variables, tv):
+                var.assign(values[i])
+            for var, values in zip(model.non_trainable_variables, ntv):
+                var.assign(values[i])
+            for var, values in zip(model.optimizer.variables, ov):
+                var.assign(values[i])
+            hist = history[group.rows.start + i]
+            best_epoch = int(np.argmin(hist["val_loss"])) + 1 if "val_loss" in hist else len(hist["loss"])
+            results.append(FitResult(model=model, history=hist, best_epoch=best_epoch, seconds=seconds,
+                                     device=device))
+    return results
+
+
+def _train(groups: list[_Group], pool: ThreadPoolExecutor, epochs: int, n_rep: int, train: TrainSpec,
+           seeds: list[int], x_dev: Any, y_dev: Any, val: tuple | None, keep_where: Callable,
+           progress: Progress | None) -> list[dict[str, list[float]]]:
+    """The epochs of every group, side by side on ``pool``, with per-replica early stopping.
+
+    Leaves each group's ``final_state`` (and ``best_state`` when stopping early) set and
+    returns each replica's history, in the order of ``seeds``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    n, batch = len(x_dev), train.batch_size
+    full, rest = divmod(n, batch)
+    if val is not None:
+        vx_full, vy_full, vx_rest, vy_rest = val
+        n_val = len(vx_full) * batch + len(vx_rest)
+        val_full, val_rest = len(vx_full), len(vx_rest)
+
     # Keras draws one permutation from the seeded global NumPy stream while it builds the
     # fit, then one per epoch: replay exactly that stream per replica.
     orders = [np.random.RandomState(seed) for seed in seeds]
     for order in orders:
         order.permutation(n)
 
-    def epoch_indices() -> np.ndarray:
-        return np.stack([order.permutation(n) for order in orders]).astype(np.int32)  # (R, n)
-
-    # Trace and compile before training: a model that cannot be vmapped fails here.
-    try:
-        probe = jnp.zeros((full, n_rep, batch), jnp.int32)
-        epoch_fn = epoch_fn.lower(state, x_dev, y_dev, probe).compile() if full else None
+    def one_epoch(group: _Group, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """One epoch of ``group``'s replicas (perm: their (r, n) row orders): mean losses, validation losses."""
+        size, run = len(perm), group.programs
+        losses = np.zeros(size)
+        if full:
+            idx = jnp.asarray(perm[:, : full * batch].reshape(size, full, batch).transpose(1, 0, 2))
+            group.state, step_losses = run["epoch"](group.state, x_dev, y_dev, idx)
+            losses += np.asarray(step_losses, np.float64).sum(axis=0) * batch
         if rest:
-            rest_fn = rest_fn.lower(state, x_dev, y_dev, jnp.zeros((n_rep, rest), jnp.int32)).compile()
-        if val_xy is not None:
-            eval_fn = eval_fn.lower(state[0], state[1], vx_full, vy_full).compile() if val_full else None
-            if val_rest:
-                eval_rest_fn = eval_rest_fn.lower(state[0], state[1], vx_rest, vy_rest).compile()
-    except Exception as err:  # any tracing failure means: not vmappable here
-        raise ReplicaUnsupported(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
+            group.state, rest_loss = run["rest"](group.state, x_dev, y_dev, jnp.asarray(perm[:, full * batch:]))
+            losses += np.asarray(rest_loss, np.float64) * rest
+        if val is None:
+            return losses / n, None
+        val_losses = np.zeros(size)
+        tv, ntv, ov = group.state
+        if val_full:
+            ntv, batch_losses = run["eval"](tv, ntv, vx_full, vy_full)
+            val_losses += np.asarray(batch_losses, np.float64).sum(axis=0) * batch
+        if val_rest:
+            ntv, rest_loss = run["eval_rest"](tv, ntv, vx_rest, vy_rest)
+            val_losses += np.asarray(rest_loss, np.float64) * val_rest
+        group.state = (tv, ntv, ov)
+        return losses / n, val_losses / n_val
 
-    stopping = val_xy is not None and train.patience > 0
-    history: list[dict[str, list[float]]] = [{"loss": []} | ({"val_loss": []} if val_xy is not None else {})
+    stopping = val is not None and train.patience > 0
+    history: list[dict[str, list[float]]] = [{"loss": []} | ({"val_loss": []} if val is not None else {})
                                               for _ in seeds]
     active = np.ones(n_rep, bool)
     best = np.full(n_rep, np.nan)
     have_best = np.zeros(n_rep, bool)
     wait = np.zeros(n_rep, int)
-    best_state = None   # (trainable, non-trainable) weights at each replica's best epoch
-    final_state = None  # everything as it stood when each replica stopped
 
     for epoch in range(epochs):
-        perm = epoch_indices()
-        losses = np.zeros(n_rep)
-        if full:
-            idx = jnp.asarray(perm[:, : full * batch].reshape(n_rep, full, batch).transpose(1, 0, 2))
-            state, step_losses = epoch_fn(state, x_dev, y_dev, idx)
-            losses += np.asarray(step_losses, np.float64).sum(axis=0) * batch
-        if rest:
-            state, rest_loss = rest_fn(state, x_dev, y_dev, jnp.asarray(perm[:, full * batch:]))
-            losses += np.asarray(rest_loss, np.float64) * rest
-        losses /= n
+        perm = np.stack([order.permutation(n) for order in orders]).astype(np.int32)  # (R, n)
+        # A group whose replicas have all stopped has nothing left to train.
+        running = [g for g in groups if active[g.rows].any()]
+        losses, val_losses = np.full(n_rep, np.nan), None if val is None else np.full(n_rep, np.nan)
+        for group, (group_losses, group_val) in zip(
+                running, pool.map(lambda g: one_epoch(g, perm[g.rows]), running)):
+            losses[group.rows] = group_losses
+            if val_losses is not None:
+                val_losses[group.rows] = group_val
         ran = active.copy()
         for r in np.flatnonzero(ran):
             history[r]["loss"].append(float(losses[r]))
-
-        val_losses = None
-        if val_xy is not None:
-            val_losses = np.zeros(n_rep)
-            tv, ntv, ov = state
-            if val_full:
-                ntv, batch_losses = eval_fn(tv, ntv, vx_full, vy_full)
-                val_losses += np.asarray(batch_losses, np.float64).sum(axis=0) * batch
-            if val_rest:
-                ntv, rest_loss = eval_rest_fn(tv, ntv, vx_rest, vy_rest)
-                val_losses += np.asarray(rest_loss, np.float64) * val_rest
-            val_losses /= n_val
-            state = (tv, ntv, ov)
-            for r in np.flatnonzero(ran):
+            if val_losses is not None:
                 history[r]["val_loss"].append(float(val_losses[r]))
 
         if stopping:  # keras.callbacks.EarlyStopping(patience, restore_best_weights=True), per replica
             wait[ran] += 1
             improved = ran & (~have_best | (val_losses < best))
             best[improved], wait[improved], have_best[improved] = val_losses[improved], 0, True
-            if improved.any():
-                current = (state[0], state[1])
-                best_state = (jax.tree_util.tree_map(jnp.copy, current) if best_state is None
-                              else keep_where(jnp.asarray(improved), current, best_state))
+            for group in running:
+                if improved[group.rows].any():
+                    current = (group.state[0], group.state[1])
+                    group.best_state = (jax.tree_util.tree_map(jnp.copy, current) if group.best_state is None
+                                        else keep_where(jnp.asarray(improved[group.rows]), current, group.best_state))
             active &= ~(ran & ~improved & (wait >= train.patience) & (epoch > 0))
-        final_state = (jax.tree_util.tree_map(jnp.copy, state) if final_state is None
-                       else keep_where(jnp.asarray(ran), state, final_state))
+        for group in running:
+            group.final_state = (jax.tree_util.tree_map(jnp.copy, group.state) if group.final_state is None
+                                 else keep_where(jnp.asarray(ran[group.rows]), group.state, group.final_state))
         if progress is not None:
             progress(ReplicaProgress(
                 epoch=epoch + 1, epochs=epochs, replicas=n_rep,
@@ -343,26 +470,4 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
                 mean_val_loss=None if val_losses is None else _nanmean(val_losses[ran])))
         if not active.any():
             break
-
-    tv, ntv, ov = final_state
-    if stopping and best_state is not None:
-        # Keras restores the model's weights (``get_weights``): trainable and non-trainable
-        # weights, but not seed-generator states, which stay as training left them.
-        tv = best_state[0]
-        ntv = [b if w else f for b, f, w in zip(best_state[1], ntv, restorable)]
-    tv, ntv, ov = ([np.asarray(a) for a in part] for part in (tv, ntv, ov))
-    seconds = (time.perf_counter() - started) / n_rep
-    device = device_info() | {"replicas": str(n_rep)}
-
-    results = []
-    for r, model in enumerate(models):
-        for var, values in zip(model.trainable_variables, tv):
-            var.assign(values[r])
-        for var, values in zip(model.non_trainable_variables, ntv):
-            var.assign(values[r])
-        for var, values in zip(model.optimizer.variables, ov):
-            var.assign(values[r])
-        hist = history[r]
-        best_epoch = int(np.argmin(hist["val_loss"])) + 1 if "val_loss" in hist else len(hist["loss"])
-        results.append(FitResult(model=model, history=hist, best_epoch=best_epoch, seconds=seconds, device=device))
-    return results
+    return history

@@ -28,6 +28,26 @@ def use_default_backend() -> None:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
+def set_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)`` (Keras, NumPy and Python), without TensorFlow under another backend.
+
+    Keras also seeds TensorFlow whenever it is importable (for ``tf.data`` pipelines,
+    which lstmops does not use): with TensorFlow installed that costs every training
+    process a 5-second import under JAX. Keras asks its lazy ``tensorflow`` module whether
+    it is available; answering "no" first, under another backend only and while nothing
+    else has imported TensorFlow, skips the import and nothing else.
+    """
+    use_default_backend()
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        from keras.src.utils import module_utils
+
+        if module_utils.tensorflow.module is None:
+            module_utils.tensorflow._available = False  # noqa: SLF001 - see above
+    keras.utils.set_random_seed(seed)
+
+
 def device_info() -> dict[str, str]:
     """The Keras backend and the device it computes on (a GPU is used automatically when present)."""
     use_default_backend()
@@ -81,7 +101,7 @@ def fit(
     use_default_backend()
     import keras
 
-    keras.utils.set_random_seed(seed)
+    set_seed(seed)
     model = get_architecture(architecture).build(spec, task)
     callbacks = []
     if val_xy is not None and train.patience > 0:

@@ -81,8 +81,11 @@ def start_prefect(folder: Path, timeout_s: float = 120) -> tuple[subprocess.Pope
 
 def _workers(plan: Plan, folder: Path, source: Path, env: dict, echo) -> list:
     """Start one driver process per group of problems; echo their progress; wait for all."""
+    from lstmops.modeling.replicas import share_of_cores
+
     procs = []
     split = groups(plan.problems, plan.workers)
+    env = {**env, **share_of_cores(len(split))}  # each worker's replicas use its share of the cores
     for k, group in enumerate(split):
         log = (folder / "logs" / f"worker-{k}.log").open("w", encoding="utf-8")
         cmd = [sys.executable, "-m", "lstmops.rehearsal.driver", str(folder), str(source), *group,

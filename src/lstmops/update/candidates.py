@@ -311,25 +311,6 @@ def _compile_cache() -> None:
     from lstmops.serving.predict import use_compile_cache
 
     use_compile_cache()
-    _no_tensorflow_seeding()
-
-
-def _no_tensorflow_seeding() -> None:
-    """Keep ``keras.utils.set_random_seed`` from importing TensorFlow under another backend.
-
-    Keras seeds TensorFlow too whenever it is importable (for ``tf.data`` pipelines, which
-    lstmops does not use): with TensorFlow installed that costs every training process a
-    5-second import under JAX. Keras asks its lazy ``tensorflow`` module whether it is
-    available; answering "no" first, under JAX only, skips the import and nothing else.
-    """
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        return
-    from keras.src.utils import module_utils
-
-    if module_utils.tensorflow.module is None:  # not imported by anything else yet
-        module_utils.tensorflow._available = False
 
 
 def run_job(job: ArmJob, out: Path | None = None) -> ArmResult:
@@ -339,19 +320,17 @@ def run_job(job: ArmJob, out: Path | None = None) -> ArmResult:
     final validation loss or evaluation outputs are not finite comes back
     ``diverged=True`` with NaN values (nothing is saved for it), never as an exception.
     """
-    from lstmops.modeling.training import use_default_backend
+    from lstmops.modeling.training import set_seed, use_default_backend
 
     use_default_backend()
     _compile_cache()
-    import keras
-
     from lstmops.features.preparers import load_preparer
 
     started = time.perf_counter()
     spec, data = ARMS[job.arm], job.data
     preparer = load_preparer(data.champion_dir / "preprocessing.json")
     train_xy, val_xy = arm_arrays(data, spec.data, "train"), arm_arrays(data, spec.data, "val")
-    keras.utils.set_random_seed(job.seed)  # before the model exists: its dropout seeds come from here
+    set_seed(job.seed)  # before the model exists: its dropout seeds come from here
     model, history = (_continue if spec.start == "champion" else _fresh)(job, preparer, train_xy, val_xy)
     return _finish(job, model, history, preparer, val_xy, time.perf_counter() - started, out)
 
