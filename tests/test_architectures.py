@@ -316,3 +316,36 @@ def test_frame_layers_equal_time_distributed_conv_and_pool():
         keras.layers.TimeDistributed(reference_conv)(x))
     np.testing.assert_allclose(fused, np.asarray(pooled), rtol=1e-5, atol=1e-6)
     assert fused.shape == (2, 3, 2, 2, 4)
+
+
+@pytest.mark.parametrize("kernel,pool,activation", [(2, 2, "relu"), (3, 2, "tanh"), (2, 3, "relu"), (1, 2, None)])
+def test_the_one_pass_conv_pool_layer_equals_the_two_layers(kernel, pool, activation):
+    """FrameConvPool2D gives FramePool2D(FrameConv2D(x)) with the same weights, odd sizes included
+    (edges the pooling drops), and the same gradients."""
+    import jax
+    import numpy as np
+
+    from lstmops.modeling.architectures.frames import FrameConv2D, FrameConvPool2D, FramePool2D
+
+    x = np.random.default_rng(kernel * 10 + pool).random((2, 3, 9, 8, 2)).astype("float32")
+    one = FrameConvPool2D(3, kernel, pool, activation=activation)
+    out = np.asarray(one(x))
+    two = FrameConv2D(3, kernel, activation=activation)
+    two.build(x.shape)
+    two.set_weights(one.get_weights())
+    pool_layer = FramePool2D(pool)
+    expected = np.asarray(pool_layer(two(x)))
+    assert out.shape == expected.shape == tuple(one.compute_output_shape(x.shape))
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+    import keras
+
+    if keras.backend.backend() == "jax":
+        def loss(layer_call, w, b):
+            return (layer_call(w, b) ** 2).sum()
+
+        grads_one = jax.grad(lambda w, b: loss(lambda w, b: one.stateless_call([w, b], [], x)[0], w, b),
+                             argnums=(0, 1))(*[v.value for v in one.weights])
+        grads_two = jax.grad(lambda w, b: loss(lambda w, b: pool_layer(two.stateless_call([w, b], [], x)[0]), w, b),
+                             argnums=(0, 1))(*[v.value for v in two.weights])
+        for ga, gb in zip(grads_one, grads_two):
+            np.testing.assert_allclose(np.asarray(ga), np.asarray(gb), rtol=1e-5, atol=1e-5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from lstmops.modeling.architectures._common import check_direction, compile_model, lstm_stack, mismatch, model_input
-from lstmops.modeling.architectures.frames import FrameConv2D, FramePool2D
+from lstmops.modeling.architectures.frames import FrameConvPool2D
 from lstmops.modeling.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
 from lstmops.modeling.architectures.spec import ModelSpec, Task
 
@@ -28,15 +28,15 @@ def build(spec: ModelSpec, task: Task) -> keras.Model:
     """Per frame ``Conv2D(filters, kernel, relu)`` -> ``MaxPooling2D(pool)`` -> ``Flatten``; then
     ``layers`` x ``LSTM(cells)`` -> head, compiled.
 
-    The per-frame layers are the fused equivalents in :mod:`frames` (same arithmetic as
-    ``TimeDistributed``, several times faster on CPU).
+    The per-frame convolution and pooling are one fused layer of :mod:`frames` (the
+    values ``TimeDistributed(Conv2D)`` then ``TimeDistributed(MaxPooling2D)`` give,
+    several times faster on CPU).
     """
     _check_frames(spec, task)
     check_head(NAME, task, HEADS)
     check_direction(NAME, spec)
     inputs, x = model_input(task)
-    x = FrameConv2D(spec.filters, spec.kernel, activation="relu", name="frames_conv")(x)
-    x = FramePool2D(spec.pool, name="frames_pool")(x)
+    x = FrameConvPool2D(spec.filters, spec.kernel, spec.pool, activation="relu", name="frames_conv_pool")(x)
     frames, height, width, channels = x.shape[1:]
     x = keras.layers.Reshape((frames, height * width * channels), name="frames_flatten")(x)
     x = lstm_stack(x, spec, layers=spec.layers, per_step=per_step(task))

