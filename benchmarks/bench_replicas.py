@@ -37,7 +37,7 @@ PROBLEMS = ["echo", "damped_sine", "addition", "cumulative_sum"]
 
 def bench_problem(settings, problem: str, root: Path, replicas: list[int], epochs: int | None) -> dict:
     from lstmops.modeling.experiment import load_problem_data
-    from lstmops.modeling.replicas import fit_replicas
+    from lstmops.modeling.replicas import fit_replicas, replica_threads
     from lstmops.modeling.training import fit, make_task
     from lstmops.problems import get_problem
 
@@ -65,7 +65,8 @@ def bench_problem(settings, problem: str, root: Path, replicas: list[int], epoch
         row["runs"][str(r)] = {"seconds": round(seconds, 2), "val_loss_mean": float(np.nanmean(best)),
                                "val_loss_std": float(np.nanstd(best)),
                                "epochs_run": [len(x.history["loss"]) for x in results],
-                               "vmapped": results[0].device.get("replicas") == str(r)}
+                               "vmapped": results[0].device.get("replicas") == str(r),
+                               "thread_groups": replica_threads(r)}
         print(f"{problem}: R={r} {row['runs'][str(r)]['seconds']} s", flush=True)
     t1 = row["runs"]["1"]["seconds"]
     row["ratio_to_single"] = {str(r): round(row["runs"][str(r)]["seconds"] / t1, 2) for r in replicas}
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict:
     warm_up()
     report = {
         "what": ("wall time of one sequential fit (R=1) vs fit_replicas with R seeds, build+compile+train, "
-                 "in one process after a tiny warm-up fit (JAX/XLA start-up is not charged to either)"),
+                 "in one process after a tiny warm-up fit (JAX/XLA start-up is not charged to either); "
+                 "the R replicas train in thread_groups groups, one per core (LSTMOPS_REPLICA_THREADS)"),
         "target": "seconds(R=10) / seconds(R=1) <= 2.5",
         "epochs_note": (f"epochs capped at {epochs} (params.yaml epochs would take too long at R=30 on this "
                         "machine); val_loss_mean is the mean over replicas of each one's best validation loss"
