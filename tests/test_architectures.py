@@ -323,6 +323,7 @@ def test_the_one_pass_conv_pool_layer_equals_the_two_layers(kernel, pool, activa
     """FrameConvPool2D gives FramePool2D(FrameConv2D(x)) with the same weights, odd sizes included
     (edges the pooling drops), and the same gradients."""
     import jax
+    import keras
     import numpy as np
 
     from lstmops.modeling.architectures.frames import FrameConv2D, FrameConvPool2D, FramePool2D
@@ -337,8 +338,6 @@ def test_the_one_pass_conv_pool_layer_equals_the_two_layers(kernel, pool, activa
     expected = np.asarray(pool_layer(two(x)))
     assert out.shape == expected.shape == tuple(one.compute_output_shape(x.shape))
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
-    import keras
-
     if keras.backend.backend() == "jax":
         def loss(layer_call, w, b):
             return (layer_call(w, b) ** 2).sum()

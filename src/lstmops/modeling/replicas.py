@@ -339,11 +339,11 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
     pool = ThreadPoolExecutor(max_workers=len(rows), thread_name_prefix="replicas")
     try:
         # Trace and compile before training: a model that cannot be vmapped fails here.
-        first_of_size: dict[int, int] = {}
-        for g, r in enumerate(rows):
-            first_of_size.setdefault(r.stop - r.start, g)
+        by_size: dict[int, tuple] = {}
+        for r, state in zip(rows, states):
+            by_size.setdefault(r.stop - r.start, state)
         try:
-            programs = dict(zip(first_of_size, pool.map(lambda g: compiled(states[g]), first_of_size.values())))
+            programs = dict(zip(by_size, pool.map(compiled, by_size.values())))
         except Exception as err:  # any tracing failure means: not vmappable here
             raise ReplicaUnsupported(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
         groups = [_Group(r, s, programs[r.stop - r.start]) for r, s in zip(rows, states)]
@@ -357,7 +357,7 @@ def _fit_vmapped(architecture, spec, task, train_xy, val_xy, train, seeds, epoch
     results = []
     for group in groups:
         tv, ntv, ov = group.final_state
-        if group.best_state is not None and val_xy is not None and train.patience > 0:
+        if group.best_state is not None:  # kept only when stopping early on validation loss
             # Keras restores the model's weights (``get_weights``): trainable and non-trainable
             # weights, but not seed-generator states, which stay as training left them.
             tv = group.best_state[0]
