@@ -25,10 +25,14 @@ system-deps:
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
 			--no-install-recommends chromium postgresql git; fi
 
+# The libraries are installed with their bytecode compiled (--compile-bytecode): every stage,
+# flow worker and CLI call is a new Python process, and where PYTHONDONTWRITEBYTECODE is set
+# (some CI and container images) each one would otherwise compile the sources of Keras, JAX,
+# pandas... again on import, about 3 s a process.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync -q -p $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync -q --compile-bytecode -p $(BIN)/python requirements.lock
 	$(BIN)/uv pip install -q -p $(BIN)/python --no-deps -e .
 	touch $@
 
