@@ -192,3 +192,19 @@ def test_stage_args_parses_the_problem_and_loads_its_settings(monkeypatch):
     assert ctx.cfg == load_settings(ROOT / "params.yaml").problems["echo"] == ctx.settings.problems["echo"]
     with pytest.raises(ConfigError, match="unknown problem 'nope'"):
         stage_args("a stage", ["nope"])
+
+
+def test_bytecode_in_directory_deps_is_ignored():
+    """Stages depend on whole source folders (problems, architectures); the bytecode Python
+    writes into them on machines without PYTHONDONTWRITEBYTECODE must not change their
+    hashes, or `dvc status` would report every stage changed after the first run."""
+    dvc = Path(sys.executable).with_name("dvc")
+    folders = ("src/lstmops/problems", "src/lstmops/modeling/architectures")
+    for path in [f"{f}/__pycache__/x.cpython-311.pyc" for f in folders] + ["src/lstmops/problems/stray.pyc"]:
+        done = subprocess.run([str(dvc), "check-ignore", "--details", path], cwd=ROOT, capture_output=True,
+                              text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        assert done.returncode == 0, f"{path} is not ignored by DVC: {done.stdout}{done.stderr}"
+        assert ".dvcignore" in done.stdout
+    kept = subprocess.run([str(dvc), "check-ignore", "src/lstmops/problems/echo.py"], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    assert kept.returncode == 1, "a source file must stay a dependency"
