@@ -35,18 +35,27 @@ sys.path.insert(0, str(ROOT / "src"))
 PROBLEMS = ["echo", "damped_sine", "addition", "cumulative_sum"]
 
 
-def bench_problem(settings, problem: str, root: Path, replicas: list[int], epochs: int | None) -> dict:
+def fit_args(settings, problem: str, root: Path) -> tuple:
+    """``(cfg, n_train, args)``: the problem's settings, its training rows, and the positional
+    arguments of ``fit``/``fit_replicas`` (architecture, model, task, train_xy, validation, train)
+    on the build's prepared arrays; train_xy holds the first n_train rows."""
     from lstmops.modeling.experiment import load_problem_data
-    from lstmops.modeling.replicas import fit_replicas, replica_threads
-    from lstmops.modeling.training import fit, make_task
+    from lstmops.modeling.training import make_task
     from lstmops.problems import get_problem
 
     cfg = settings.problems[problem]
     data = load_problem_data(problem, root)
     n_train = min(len(data.train[0]), cfg.train.train_rows or len(data.train[0]))
     task = make_task(get_problem(problem), data.preparer.input_shape, data.preparer.target_shape, n_train, cfg.train)
-    train_xy = (np.asarray(data.train[0]), np.asarray(data.train[1]))
-    args = (cfg.architecture, cfg.model, task, train_xy, data.validation, cfg.train)
+    train_xy = (np.asarray(data.train[0])[:n_train], np.asarray(data.train[1])[:n_train])
+    return cfg, n_train, (cfg.architecture, cfg.model, task, train_xy, data.validation, cfg.train)
+
+
+def bench_problem(settings, problem: str, root: Path, replicas: list[int], epochs: int | None) -> dict:
+    from lstmops.modeling.replicas import fit_replicas, replica_threads
+    from lstmops.modeling.training import fit
+
+    cfg, n_train, args = fit_args(settings, problem, root)
     seeds = [1000 + i for i in range(max(replicas))]
     row: dict = {"architecture": cfg.architecture, "train_rows": n_train, "batch_size": cfg.train.batch_size,
                  "epochs": epochs or cfg.train.epochs, "runs": {}}

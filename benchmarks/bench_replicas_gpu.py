@@ -33,22 +33,12 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "jax")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_replicas import fit_args  # noqa: E402  (the same problem set-up as the CPU benchmark)
 
 PROBLEMS = ["damped_sine", "echo", "addition", "cumulative_sum"]
 REPLICAS = [10, 30, 100, 300, 1000, 3000, 10000]
-
-
-def _setup(settings, problem: str, root: Path):
-    from lstmops.modeling.experiment import load_problem_data
-    from lstmops.modeling.training import make_task
-    from lstmops.problems import get_problem
-
-    cfg = settings.problems[problem]
-    data = load_problem_data(problem, root)
-    n_train = min(len(data.train[0]), cfg.train.train_rows or len(data.train[0]))
-    task = make_task(get_problem(problem), data.preparer.input_shape, data.preparer.target_shape, n_train, cfg.train)
-    train_xy = (np.asarray(data.train[0])[:n_train], np.asarray(data.train[1])[:n_train])
-    return cfg, (cfg.architecture, cfg.model, task, train_xy, data.validation, cfg.train), n_train
 
 
 def _single(args, epochs: int) -> dict:
@@ -118,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         if time.perf_counter() - began > opts.deadline_s:
             report["problems"][problem] = {"skipped": "sweep deadline reached"}
             continue
-        cfg, args, n_train = _setup(settings, problem, opts.root)
+        cfg, n_train, args = fit_args(settings, problem, opts.root)
         row = report["problems"][problem] = {"architecture": cfg.architecture, "train_rows": n_train,
                                              "batch_size": cfg.train.batch_size, "runs": []}
         single = _single(args, opts.epochs)

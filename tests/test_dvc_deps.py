@@ -198,13 +198,13 @@ def test_bytecode_in_directory_deps_is_ignored():
     """Stages depend on whole source folders (problems, architectures); the bytecode Python
     writes into them on machines without PYTHONDONTWRITEBYTECODE must not change their
     hashes, or `dvc status` would report every stage changed after the first run."""
-    dvc = Path(sys.executable).with_name("dvc")
+    def check_ignore(path: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(Path(sys.executable).with_name("dvc")), "check-ignore", "--details", path],
+                              cwd=ROOT, capture_output=True, text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+
     folders = ("src/lstmops/problems", "src/lstmops/modeling/architectures")
     for path in [f"{f}/__pycache__/x.cpython-311.pyc" for f in folders] + ["src/lstmops/problems/stray.pyc"]:
-        done = subprocess.run([str(dvc), "check-ignore", "--details", path], cwd=ROOT, capture_output=True,
-                              text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        done = check_ignore(path)
         assert done.returncode == 0, f"{path} is not ignored by DVC: {done.stdout}{done.stderr}"
         assert ".dvcignore" in done.stdout
-    kept = subprocess.run([str(dvc), "check-ignore", "src/lstmops/problems/echo.py"], cwd=ROOT,
-                          capture_output=True, text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
-    assert kept.returncode == 1, "a source file must stay a dependency"
+    assert check_ignore("src/lstmops/problems/echo.py").returncode == 1, "a source file must stay a dependency"
