@@ -120,6 +120,7 @@ ROUND_TRIPS = [
     ("vanilla", {"direction": "backward"}),  # per-step via the bidirectional case's task below
     ("stacked", {"schedule": "cosine", "clipnorm": 1.0, "l2": 0.01}),
     ("cnn_lstm", {}),
+    ("cnn_lstm", {"binary_frames": True}),  # the looked-up convolution, the ProjectedLSTM
     ("encoder_decoder", {}),
     ("bidirectional", {}),
     ("generative", {}),
@@ -191,6 +192,7 @@ def _bad(task: Task, **changes) -> Task:
 MISMATCHES = [
     ("cnn_lstm", CASES["vanilla"][0], {}, "needs (frames, height, width, channels)"),
     ("cnn_lstm", _bad(CASES["cnn_lstm"][0], input_shape=(4, 2, 2, 1)), {"kernel": 2, "pool": 2}, "too small"),
+    ("cnn_lstm", CASES["cnn_lstm"][0], {"binary_frames": True, "kernel": 3, "pool": 3}, "at most 16; kernel 3, pool 3"),
     ("vanilla", CASES["cnn_lstm"][0], {}, "needs (time, features) inputs"),
     ("encoder_decoder", CASES["vanilla"][0], {}, "head 'softmax' does not fit"),
     ("vanilla", CASES["encoder_decoder"][0], {}, "use 'encoder_decoder'"),
@@ -348,3 +350,82 @@ def test_the_one_pass_conv_pool_layer_equals_the_two_layers(kernel, pool, activa
                              argnums=(0, 1))(*[v.value for v in two.weights])
         for ga, gb in zip(grads_one, grads_two):
             np.testing.assert_allclose(np.asarray(ga), np.asarray(gb), rtol=1e-5, atol=1e-5)
+
+
+def _layer_grads(layer, x):
+    """d sum(layer(x)^2) / d(each trainable weight), through Keras' stateless call (JAX)."""
+    import jax
+
+    values = [v.value for v in layer.trainable_variables]
+    fixed = [v.value for v in layer.non_trainable_variables]
+
+    def loss(*ws):
+        return (layer.stateless_call(list(ws), fixed, x)[0] ** 2).sum()
+
+    return [np.asarray(g) for g in jax.grad(loss, argnums=tuple(range(len(values))))(*values)]
+
+
+@pytest.mark.parametrize("kernel,pool,channels", [(2, 2, 1), (1, 2, 2), (3, 2, 1), (2, 3, 1), (1, 1, 3)])
+def test_binary_frames_are_looked_up_to_the_computed_values(kernel, pool, channels):
+    """On 0/1 frames the table path gives the arithmetic path's outputs bit for bit, and the
+    same gradients up to float rounding (ties of the maximum included: sparse frames make
+    most windows all-off)."""
+    from lstmops.modeling.architectures.frames import FrameConvPool2D
+
+    rng = np.random.default_rng(kernel * 100 + pool * 10 + channels)
+    x = (rng.random((3, 4, 11, 10, channels)) < 0.15).astype("float32")
+    computed = FrameConvPool2D(3, kernel, pool)
+    expected = np.asarray(computed(x))
+    looked_up = FrameConvPool2D(3, kernel, pool, binary=True)
+    looked_up.build(x.shape)
+    weights = [w + 0.1 for w in computed.get_weights()]  # a positive bias: gradients through all-off windows
+    computed.set_weights(weights)
+    looked_up.set_weights(weights)
+    expected = np.asarray(computed(x))
+    out = np.asarray(looked_up(x))
+    assert out.shape == expected.shape == tuple(looked_up.compute_output_shape(x.shape))
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(np.asarray(looked_up(x * 3)), out)  # any non-zero pixel is on
+    if keras.backend.backend() == "jax":
+        for got, want in zip(_layer_grads(looked_up, x), _layer_grads(computed, x), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_binary_frames_refuse_windows_too_large_for_a_table():
+    from lstmops.modeling.architectures.frames import FrameConvPool2D
+
+    with pytest.raises(ValueError, match="at most 16 pixels: kernel 2, pool 2 and 5 channel"):
+        FrameConvPool2D(2, 2, 2, binary=True).build((None, 3, 8, 8, 5))
+
+
+@pytest.mark.parametrize("return_sequences,go_backwards", [(False, False), (True, False), (True, True)])
+def test_projected_lstm_equals_keras_lstm(return_sequences, go_backwards):
+    """The LSTM with its input product taken out of the loop: Keras' values and gradients."""
+    from lstmops.modeling.architectures._common import ProjectedLSTM
+
+    x = np.random.default_rng(3).normal(size=(4, 7, 30)).astype("float32")
+    plain = keras.layers.LSTM(5, return_sequences=return_sequences, go_backwards=go_backwards)
+    projected = ProjectedLSTM(5, return_sequences=return_sequences, go_backwards=go_backwards)
+    plain.build(x.shape)
+    projected.build(x.shape)
+    projected.set_weights(plain.get_weights())
+    np.testing.assert_allclose(np.asarray(projected(x)), np.asarray(plain(x)), rtol=1e-5, atol=1e-6)
+    if keras.backend.backend() == "jax":
+        for got, want in zip(_layer_grads(projected, x), _layer_grads(plain, x), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_projected_lstm_with_dropout_is_keras_lstm():
+    """With input dropout the mask is drawn per call, so the layer runs Keras' own loop."""
+    from lstmops.modeling.architectures._common import ProjectedLSTM
+
+    x = np.random.default_rng(4).normal(size=(3, 6, 8)).astype("float32")
+    outs = []
+    for cls in (keras.layers.LSTM, ProjectedLSTM):
+        keras.utils.set_random_seed(9)
+        layer = cls(4, dropout=0.3, seed=5)
+        layer.build(x.shape)
+        outs.append((layer, np.asarray(layer(x, training=True))))
+    outs[1][0].set_weights(outs[0][0].get_weights())
+    keras.utils.set_random_seed(9)
+    np.testing.assert_array_equal(np.asarray(outs[1][0](x, training=True)), np.asarray(outs[0][0](x, training=True)))

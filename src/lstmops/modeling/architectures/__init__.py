@@ -79,9 +79,9 @@ def custom_objects() -> dict[str, Any]:
     Calling this imports the modules that define them, which also registers them
     (``lstmops>...``), so later loads in the process find them without the argument.
     """
-    from lstmops.modeling.architectures._common import ReverseTime
+    from lstmops.modeling.architectures._common import ProjectedLSTM, ReverseTime
     from lstmops.modeling.architectures.frames import FrameConv2D, FrameConvPool2D, FramePool2D
 
     return {"lstmops>ReverseTime": ReverseTime, "lstmops>mixture_nll": resolve_loss("mixture_nll"),
             "lstmops>FrameConv2D": FrameConv2D, "lstmops>FramePool2D": FramePool2D,
-            "lstmops>FrameConvPool2D": FrameConvPool2D}
+            "lstmops>FrameConvPool2D": FrameConvPool2D, "lstmops>ProjectedLSTM": ProjectedLSTM}

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+from keras import ops
 
 from lstmops.modeling.architectures.spec import ModelSpec, Task
 
@@ -33,10 +34,13 @@ def model_input(task: Task) -> tuple[keras.KerasTensor, keras.KerasTensor]:
 
 
 def lstm(spec: ModelSpec, units: int, *, return_sequences: bool, go_backwards: bool = False,
-         name: str | None = None) -> keras.layers.LSTM:
-    """An LSTM layer with the spec's dropout, recurrent dropout and L2 on its input kernel."""
+         name: str | None = None, wide_input: bool = False) -> keras.layers.LSTM:
+    """An LSTM layer with the spec's dropout, recurrent dropout and L2 on its input kernel.
+
+    ``wide_input``: a :class:`ProjectedLSTM`, for inputs of many features per step.
+    """
     reg = keras.regularizers.L2(spec.l2) if spec.l2 > 0 else None
-    return keras.layers.LSTM(
+    return (ProjectedLSTM if wide_input else keras.layers.LSTM)(
         units,
         return_sequences=return_sequences,
         go_backwards=go_backwards,
@@ -49,20 +53,59 @@ def lstm(spec: ModelSpec, units: int, *, return_sequences: bool, go_backwards: b
 
 
 def lstm_stack(x: Any, spec: ModelSpec, *, layers: int, per_step: bool, backward: bool = False,
-               prefix: str = "lstm") -> Any:
+               prefix: str = "lstm", wide_input: bool = False) -> Any:
     """``layers`` LSTMs of ``spec.cells``; all but the last return sequences, the last if ``per_step``.
 
     ``backward`` makes the first layer read the sequence in reverse (``go_backwards``);
     later layers read its (reversed-order) outputs forward, so the whole stack reads
     backwards, and per-step outputs are flipped back into time order at the end.
+    ``wide_input`` makes the first layer a :class:`ProjectedLSTM`.
     """
     for i in range(layers):
         last = i == layers - 1
         x = lstm(spec, spec.cells, return_sequences=per_step or not last,
-                 go_backwards=backward and i == 0, name=f"{prefix}_{i + 1}")(x)
+                 go_backwards=backward and i == 0, name=f"{prefix}_{i + 1}", wide_input=wide_input and i == 0)(x)
     if backward and per_step:
         x = ReverseTime(name="to_time_order")(x)
     return x
+
+
+@keras.saving.register_keras_serializable(package="lstmops")
+class ProjectedLSTM(keras.layers.LSTM):
+    """A Keras ``LSTM`` that multiplies all steps' inputs by its input kernel at once.
+
+    Keras' LSTM cell multiplies each step's input by the input kernel inside the loop
+    over time. For wide inputs (the CNN-LSTM's 1,152 features per frame) that product is
+    most of the layer's work, and inside the loop it runs as one small product per step,
+    forwards and backwards. Here it is one product over the whole sequence before the
+    loop, which keeps only the recurrent product in it. Same weights, same
+    configuration, same values up to float rounding. With input dropout (its mask is
+    drawn per call, so the loop would see it) it runs as Keras' own LSTM.
+    """
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        cell = self.cell
+        if cell.dropout or cell.recurrent_dropout:
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        projected = ops.matmul(sequences, cell.kernel)
+        if cell.use_bias:
+            projected = projected + cell.bias
+        recurrent, activation, gate = cell.recurrent_kernel, cell.activation, cell.recurrent_activation
+
+        def step(z_in, states):
+            h, c = states
+            z_i, z_f, z_c, z_o = ops.split(z_in + ops.matmul(h, recurrent), 4, axis=-1)
+            c = gate(z_f) * c + gate(z_i) * activation(z_c)  # Keras' gate order: input, forget, cell, output
+            h = gate(z_o) * activation(c)
+            return h, [h, c]
+
+        from keras.src import backend  # the loop keras.layers.RNN itself runs (no public alias)
+
+        initial_state = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        return backend.rnn(
+            step, projected, initial_state, go_backwards=self.go_backwards, mask=mask, unroll=self.unroll,
+            input_length=sequences.shape[1], zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences)
 
 
 @keras.saving.register_keras_serializable(package="lstmops")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from lstmops.modeling.architectures._common import check_direction, compile_model, lstm_stack, mismatch, model_input
-from lstmops.modeling.architectures.frames import FrameConvPool2D
+from lstmops.modeling.architectures.frames import MAX_PATTERN_BITS, FrameConvPool2D, pattern_bits
 from lstmops.modeling.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
 from lstmops.modeling.architectures.spec import ModelSpec, Task
 
@@ -22,6 +22,11 @@ def _check_frames(spec: ModelSpec, task: Task) -> None:
     if side < spec.pool:
         raise mismatch(NAME, f"frames of {height}x{width} are too small for kernel {spec.kernel} "
                              f"then pool {spec.pool}")
+    bits = pattern_bits(spec.kernel, spec.pool, task.input_shape[-1])
+    if spec.binary_frames and bits > MAX_PATTERN_BITS:
+        raise mismatch(NAME, f"binary_frames looks up windows of (pool + kernel - 1)^2 x channels pixels, at "
+                             f"most {MAX_PATTERN_BITS}; kernel {spec.kernel}, pool {spec.pool} and "
+                             f"{task.input_shape[-1]} channel(s) make {bits}")
 
 
 def build(spec: ModelSpec, task: Task) -> keras.Model:
@@ -30,15 +35,17 @@ def build(spec: ModelSpec, task: Task) -> keras.Model:
 
     The per-frame convolution and pooling are one fused layer of :mod:`frames` (the
     values ``TimeDistributed(Conv2D)`` then ``TimeDistributed(MaxPooling2D)`` give,
-    several times faster on CPU).
+    several times faster on CPU); with ``binary_frames`` it looks pooled values up by the
+    on/off pattern of their window.
     """
     _check_frames(spec, task)
     check_head(NAME, task, HEADS)
     check_direction(NAME, spec)
     inputs, x = model_input(task)
-    x = FrameConvPool2D(spec.filters, spec.kernel, spec.pool, activation="relu", name="frames_conv_pool")(x)
+    x = FrameConvPool2D(spec.filters, spec.kernel, spec.pool, activation="relu", binary=spec.binary_frames,
+                        name="frames_conv_pool")(x)
     frames, height, width, channels = x.shape[1:]
     x = keras.layers.Reshape((frames, height * width * channels), name="frames_flatten")(x)
-    x = lstm_stack(x, spec, layers=spec.layers, per_step=per_step(task))
+    x = lstm_stack(x, spec, layers=spec.layers, per_step=per_step(task), wide_input=True)
     model = keras.Model(inputs, add_head(x, task), name=NAME)
     return compile_model(model, spec, task)
