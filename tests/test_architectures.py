@@ -388,7 +388,7 @@ def test_binary_frames_are_looked_up_to_the_computed_values(kernel, pool, channe
     np.testing.assert_array_equal(np.asarray(looked_up(x * 3)), out)  # any non-zero pixel is on
     if keras.backend.backend() == "jax":
         for got, want in zip(_layer_grads(looked_up, x), _layer_grads(computed, x), strict=True):
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)  # sums of ~10^3 float32 terms
 
 
 def test_binary_frames_refuse_windows_too_large_for_a_table():
@@ -404,8 +404,9 @@ def test_projected_lstm_equals_keras_lstm(return_sequences, go_backwards):
     from lstmops.modeling.architectures._common import ProjectedLSTM
 
     x = np.random.default_rng(3).normal(size=(4, 7, 30)).astype("float32")
-    plain = keras.layers.LSTM(5, return_sequences=return_sequences, go_backwards=go_backwards)
-    projected = ProjectedLSTM(5, return_sequences=return_sequences, go_backwards=go_backwards)
+    plain = keras.layers.LSTM(5, return_sequences=return_sequences, go_backwards=go_backwards, use_cudnn=False)
+    projected = ProjectedLSTM(5, return_sequences=return_sequences, go_backwards=go_backwards, use_cudnn=False)
+    assert type(projected).inner_loop is not keras.layers.LSTM.inner_loop
     plain.build(x.shape)
     projected.build(x.shape)
     projected.set_weights(plain.get_weights())
@@ -416,14 +417,14 @@ def test_projected_lstm_equals_keras_lstm(return_sequences, go_backwards):
 
 
 def test_projected_lstm_with_dropout_is_keras_lstm():
-    """With input dropout the mask is drawn per call, so the layer runs Keras' own loop."""
+    """With dropout the layer runs Keras' own loop, which draws and applies the masks."""
     from lstmops.modeling.architectures._common import ProjectedLSTM
 
     x = np.random.default_rng(4).normal(size=(3, 6, 8)).astype("float32")
     outs = []
     for cls in (keras.layers.LSTM, ProjectedLSTM):
         keras.utils.set_random_seed(9)
-        layer = cls(4, dropout=0.3, seed=5)
+        layer = cls(4, dropout=0.3, seed=5, use_cudnn=False)
         layer.build(x.shape)
         outs.append((layer, np.asarray(layer(x, training=True))))
     outs[1][0].set_weights(outs[0][0].get_weights())

@@ -79,13 +79,14 @@ class ProjectedLSTM(keras.layers.LSTM):
     most of the layer's work, and inside the loop it runs as one small product per step,
     forwards and backwards. Here it is one product over the whole sequence before the
     loop, which keeps only the recurrent product in it. Same weights, same
-    configuration, same values up to float rounding. With input dropout (its mask is
-    drawn per call, so the loop would see it) it runs as Keras' own LSTM.
+    configuration, same values up to float rounding. It runs as Keras' own LSTM with
+    dropout (whose masks Keras' loop draws and applies) and wherever Keras may pick the
+    fused cuDNN kernel (``use_cudnn`` other than False: ``model.cudnn``).
     """
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
-        if cell.dropout or cell.recurrent_dropout:
+        if cell.dropout or cell.recurrent_dropout or self.use_cudnn is not False:
             return super().inner_loop(sequences, initial_state, mask, training=training)
         projected = ops.matmul(sequences, cell.kernel)
         if cell.use_bias:
