@@ -115,6 +115,18 @@ def test_optimizer_schedule_clipnorm_and_l2_follow_the_spec():
     assert build_model("stacked", ModelSpec(**TINY), task).optimizer.__class__ is keras.optimizers.Adam
 
 
+def _same_model(copy, model, x, expected) -> None:
+    """Bit-identical weights and the same predictions.
+
+    Predictions are compared to float32 rounding: two compilations of the CNN-LSTM
+    once differed by one unit in the last place (3e-8) in about 40 round trips under
+    pytest (never in 56 outside it), which is XLA's doing, not the saved model's.
+    """
+    for got, want in zip(copy.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(copy.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-7)
+
+
 ROUND_TRIPS = [
     ("vanilla", {}),
     ("vanilla", {"direction": "backward"}),  # per-step via the bidirectional case's task below
@@ -140,11 +152,11 @@ def test_save_and_load_give_identical_predictions(name, extra, tmp_path):
     model.save_weights(tmp_path / "model.weights.h5")
     rebuilt = keras.models.model_from_json(architecture, custom_objects=custom_objects())
     rebuilt.load_weights(tmp_path / "model.weights.h5")
-    np.testing.assert_array_equal(rebuilt.predict(x, verbose=0), expected)
+    _same_model(rebuilt, model, x, expected)
 
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
+    _same_model(loaded, model, x, expected)
     assert type(loaded.optimizer) is type(model.optimizer)
     if name == "generative":  # the project loss comes back, and training can continue
         assert loaded.loss is generative.mixture_nll
