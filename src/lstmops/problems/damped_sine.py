@@ -6,6 +6,8 @@ forecast target), and the ``period`` and ``decay`` the wave was drawn with.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -52,12 +54,25 @@ def target_columns(params: Params) -> list[str]:
     return [f"y_{i}" for i in range(params.n_out)]
 
 
+# sin and exp of the C library, element by element: NumPy's own np.sin/np.exp pick a SIMD
+# kernel by CPU (AVX-512 machines use other code than AVX2 ones), and their results differ
+# in the last bit, which changed the raw data's checksum from one machine to the next.
+_SIN = np.frompyfunc(math.sin, 1, 1)
+_EXP = np.frompyfunc(math.exp, 1, 1)
+
+
 def wave(period: np.ndarray, decay: np.ndarray, steps: int) -> np.ndarray:
-    """Values ``0.5 + 0.5 sin(2 pi i / period) exp(-decay i)`` for i < steps, one row per wave."""
+    """Values ``0.5 + 0.5 sin(2 pi i / period) exp(-decay i)`` for i < steps, one row per wave.
+
+    Bit for bit the same on every CPU (see ``_SIN``), so a build's raw data has the same
+    checksum everywhere.
+    """
     i = np.arange(steps, dtype=np.float64)[None, :]
     p = np.asarray(period, dtype=np.float64)[:, None]
     d = np.asarray(decay, dtype=np.float64)[:, None]
-    return 0.5 + 0.5 * np.sin(2.0 * np.pi * i / p) * np.exp(-d * i)
+    sine = _SIN(2.0 * np.pi * i / p).astype(np.float64)
+    damping = _EXP(-d * i).astype(np.float64)
+    return 0.5 + 0.5 * sine * damping
 
 
 def generate(params: Params, n: int, rng: np.random.Generator) -> pd.DataFrame:
