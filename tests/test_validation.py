@@ -11,7 +11,8 @@ import pytest
 
 from lstmops.problems import echo
 from lstmops.problems.contract import Contract
-from lstmops.data.validation import ContractViolation, ValidationReport, require_valid, validate_table
+from lstmops.data.validation import (ContractViolation, ValidationReport, require_valid, validate_table,
+                                     validate_tables)
 
 CHECK = "target_equals_input_at_out_index"
 
@@ -172,3 +173,27 @@ def test_unknown_dtype_kind_is_a_contract_bug(clean, contract):
 def test_every_problem_clean_table_passes(problem, small_table):
     report = validate_table(small_table, problem.contract(problem.Params()), suite_name="clean")
     assert report.success, report.summary()
+
+
+def test_tables_side_by_side_match_one_by_one(clean, contract, tmp_path):
+    """Forked workers give the reports (and docs) of one-by-one runs, in the tables' order."""
+    tables = {"train": clean, "validation": _set(clean.copy(), 7, "x_0", 12), "test": clean.head(50)}
+    alone = validate_tables(tables, contract, suite_prefix="echo", docs_dir=tmp_path / "one", workers=1)
+    forked = validate_tables(tables, contract, suite_prefix="echo", docs_dir=tmp_path / "two", workers=2)
+    assert list(forked) == list(alone) == ["train", "validation", "test"]
+    for name in tables:
+        assert forked[name].to_dict() == alone[name].to_dict()
+        assert alone[name].docs_index.endswith(f"one/{name}/index.html")
+        assert forked[name].docs_index.endswith(f"two/{name}/index.html")
+        assert (tmp_path / "two" / name / "index.html").is_file()
+    assert [r.success for r in forked.values()] == [True, False, True]
+    assert forked["validation"].suite == "echo/validation"
+    assert forked["test"].n_rows == 50
+
+
+def test_bug_in_a_worker_keeps_its_traceback(clean, contract):
+    """An internal error inside a forked worker is raised in the caller, not swallowed."""
+    bad = dataclasses.replace(contract, dtypes=contract.dtypes | {"target": "complex"})
+    with pytest.raises(ValueError, match="unknown dtype kind 'complex'") as caught:
+        validate_tables({"a": clean, "b": clean}, bad, suite_prefix="echo", workers=2)
+    assert "_column_expectations" in str(caught.value.__cause__)  # the child's traceback, as text

@@ -9,13 +9,18 @@ GE's result layout breaks here and nowhere else.
 Each call builds a fresh ephemeral GE context: nothing is written anywhere unless
 ``docs_dir`` is given, in which case a static Data Docs site (``index.html``) for this
 one validation is built there; use one directory per validated table.
+:func:`validate_tables` validates several tables (a problem's splits) side by side in
+forked processes: GE's run is pure Python, bound by its per-expectation bookkeeping.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import re
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,6 +180,49 @@ def validate_table(
         success=bool(outcome.success), suite=suite_name, n_rows=len(table),
         results=results, docs_index=docs_index,
     )
+
+
+# The tables and settings of the running validate_tables call, read by its forked children
+# (inherited with the parent's memory, not pickled: contracts hold plain functions).
+_PENDING: dict[str, Any] = {}
+
+
+def validate_tables(
+    tables: Mapping[str, pd.DataFrame], contract: Contract, *, suite_prefix: str,
+    docs_dir: Path | None = None, workers: int = 1,
+) -> dict[str, ValidationReport]:
+    """:func:`validate_table` for each named table, up to ``workers`` at a time.
+
+    Each table gets the suite name ``<suite_prefix>/<name>`` and, with ``docs_dir``, its
+    own Data Docs site in ``docs_dir/<name>``. With ``workers`` > 1 (and where ``fork``
+    exists) the tables are validated in forked child processes, which inherit Great
+    Expectations already imported; the reports are the same as one by one, in the order
+    of ``tables``. An error inside a child is raised here with its traceback.
+    """
+    names = list(tables)
+    workers = max(1, min(workers, len(names)))
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return {name: _validate_named(name, tables, contract, suite_prefix, docs_dir) for name in names}
+    _import_gx()  # once, before forking
+    _PENDING.update(tables=tables, contract=contract, suite_prefix=suite_prefix, docs_dir=docs_dir)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {name: pool.submit(_validate_pending, name) for name in names}
+            return {name: future.result() for name, future in futures.items()}
+    finally:
+        _PENDING.clear()
+
+
+def _validate_named(name: str, tables: Mapping[str, pd.DataFrame], contract: Contract, suite_prefix: str,
+                    docs_dir: Path | None) -> ValidationReport:
+    return validate_table(tables[name], contract, suite_name=f"{suite_prefix}/{name}",
+                          docs_dir=None if docs_dir is None else Path(docs_dir) / name)
+
+
+def _validate_pending(name: str) -> ValidationReport:
+    """In a forked child: validate one table of the parent's :func:`validate_tables` call."""
+    return _validate_named(name, _PENDING["tables"], _PENDING["contract"], _PENDING["suite_prefix"],
+                           _PENDING["docs_dir"])
 
 
 def _import_gx():
