@@ -55,6 +55,9 @@ def main() -> None:
     problem = get_problem(name)
     from lstmops.modeling.experiment import run_repeats
     from lstmops.modeling.progress import RunProgress
+    from lstmops.modeling.training import use_compile_cache
+
+    use_compile_cache()  # a re-run loads the compiled training programs instead of compiling them
 
     with RunProgress(f"evaluate {name}: {ctx.settings.evaluate.repeats} runs", cfg.train.epochs) as progress:
         results = run_repeats(ctx.settings, name, ctx.root, progress=progress)

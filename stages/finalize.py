@@ -55,6 +55,9 @@ def main() -> None:
     statistics = json.loads(paths.statistics_file(args.problem).read_text(encoding="utf-8"))
     from lstmops.modeling.evaluation import score_model
     from lstmops.modeling.experiment import fit_problem, load_problem_data
+    from lstmops.modeling.training import use_compile_cache
+
+    use_compile_cache()
 
     data = load_problem_data(args.problem, paths.repo_root())
     seed = int_seed_for(settings.seed, args.problem, "final")

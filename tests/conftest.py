@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -10,6 +13,11 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# Compiled JAX programs go to a cache of this test session (shared by the processes the
+# tests start), not to the home folder; tests that check the cache set their own.
+if "LSTMOPS_JAX_CACHE" not in os.environ:
+    os.environ["LSTMOPS_JAX_CACHE"] = tempfile.mkdtemp(prefix="lstmops-test-jax-")
+    atexit.register(shutil.rmtree, os.environ["LSTMOPS_JAX_CACHE"], True)
 
 from lstmops.problems import PROBLEMS  # noqa: E402
 

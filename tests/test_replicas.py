@@ -313,3 +313,45 @@ def test_side_by_side_processes_share_the_cores(monkeypatch):
     assert replicas.share_of_cores(8) == {"LSTMOPS_REPLICA_THREADS": "1"}
     monkeypatch.setenv("LSTMOPS_REPLICA_THREADS", "3")  # the user's (or an outer process's) choice stands
     assert replicas.share_of_cores(2) == {}
+
+
+CACHED_FIT = """
+import hashlib, sys
+import numpy as np
+from lstmops.modeling.training import use_compile_cache
+use_compile_cache()
+from test_replicas import tiny_problem
+from lstmops.modeling.replicas import fit_replicas
+task, spec, train, val, _ = tiny_problem("echo")
+fits = fit_replicas("vanilla", spec, task, train, val, __import__("lstmops.config").config.TrainSpec(
+    batch_size=16, epochs=2, patience=2), [11, 12])
+digest = hashlib.sha256()
+for fit in fits:
+    for w in fit.model.get_weights():
+        digest.update(np.ascontiguousarray(w).tobytes())
+    digest.update(repr(fit.history).encode())
+print(digest.hexdigest())
+"""
+
+
+def test_compiled_programs_are_cached_between_processes_without_changing_results(tmp_path):
+    """The second process loads the first one's programs (no new entries) and trains bit-identically."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run(cache: str) -> str:
+        path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+        env = os.environ | {"LSTMOPS_JAX_CACHE": cache, "KERAS_BACKEND": "jax", "PYTHONPATH": path}
+        done = subprocess.run([sys.executable, "-c", CACHED_FIT], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.strip().splitlines()[-1]
+
+    cache = tmp_path / "jax-cache"
+    first = run(str(cache))
+    entries = sorted(p.name for p in cache.iterdir())
+    assert entries, "the first process stored no compiled program"
+    assert run(str(cache)) == first
+    assert sorted(p.name for p in cache.iterdir()) == entries  # every program came from the cache
+    assert run("off") == first

@@ -142,6 +142,8 @@ def run_repeats(settings: Settings, problem: str, root: Path, progress: Any = No
         return [run_repeat(settings, problem, r, root) for r in range(repeats)]
     # Spawned (not forked) workers: JAX and XLA thread pools do not survive a fork.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    from lstmops.modeling.training import use_compile_cache
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=use_compile_cache) as pool:
         futures = [pool.submit(run_repeat, settings, problem, r, root) for r in range(repeats)]
         return [f.result() for f in futures]

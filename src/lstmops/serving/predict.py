@@ -18,7 +18,6 @@ never fails or holds up what was served.
 from __future__ import annotations
 
 import logging
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ import pandas as pd
 from lstmops.errors import DataError, LstmopsError
 from lstmops.modeling import bundle
 from lstmops.modeling.bundle import PREPROCESSING
+from lstmops.modeling.training import compile_cache_dir, use_compile_cache  # noqa: F401 - re-exported
 from lstmops.serving.inputs import reworded, validate_inputs, validate_targets, version_params
 from lstmops.serving.rawio import InputError, row_ids
 from lstmops.registry.versions import ModelVersion, Registry
@@ -40,33 +40,6 @@ from lstmops.store.records import Store
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 4096        # most rows per model call; smaller inputs are padded to a power of two
 MIN_BATCH = 32
-
-
-def compile_cache_dir() -> Path | None:
-    """Where JAX keeps compiled programs between processes: ``$LSTMOPS_JAX_CACHE`` ("off" disables),
-    else ``~/.cache/lstmops/jax``. Only this process's own compilations are stored there."""
-    setting = os.environ.get("LSTMOPS_JAX_CACHE")
-    if setting is not None:
-        return None if setting.strip().lower() in ("", "off", "0", "none") else Path(setting)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lstmops" / "jax"
-
-
-def use_compile_cache() -> None:
-    """Reuse compiled predict programs across ``lstmops predict`` runs (JAX backend only).
-
-    A model's first prediction compiles it (most of a small run's time); with fixed
-    batch shapes (:func:`model_outputs`) later runs of the same model load the program.
-    """
-    folder = compile_cache_dir()
-    if folder is None or os.environ.get("KERAS_BACKEND") != "jax":
-        return
-    import jax
-
-    folder.mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 _MODELS: OrderedDict[tuple, Any] = OrderedDict()
