@@ -204,7 +204,7 @@ def _bad(task: Task, **changes) -> Task:
 MISMATCHES = [
     ("cnn_lstm", CASES["vanilla"][0], {}, "needs (frames, height, width, channels)"),
     ("cnn_lstm", _bad(CASES["cnn_lstm"][0], input_shape=(4, 2, 2, 1)), {"kernel": 2, "pool": 2}, "too small"),
-    ("cnn_lstm", CASES["cnn_lstm"][0], {"binary_frames": True, "kernel": 3, "pool": 3}, "at most 16; kernel 3, pool 3"),
+    ("cnn_lstm", CASES["cnn_lstm"][0], {"binary_frames": True, "kernel": 3, "pool": 3}, "16 pixels: kernel 3, pool 3"),
     ("vanilla", CASES["cnn_lstm"][0], {}, "needs (time, features) inputs"),
     ("encoder_decoder", CASES["vanilla"][0], {}, "head 'softmax' does not fit"),
     ("vanilla", CASES["encoder_decoder"][0], {}, "use 'encoder_decoder'"),

@@ -73,17 +73,24 @@ def fresh_test_table(settings: Settings, problem: str, repeat: int) -> pd.DataFr
 def fit_problem(settings: Settings, problem: str, data: ProblemData, seed: int, final: bool = False,
                 epochs: int | None = None):
     """Fit the configured architecture; ``final`` trains on train + validation without early stopping."""
-    from lstmops.modeling.training import fit, make_task
+    from lstmops.modeling.training import fit
 
     cfg = settings.problems[problem]
     train_xy, val_xy = data.train, data.validation
     if final:
         train_xy = (np.concatenate([train_xy[0], val_xy[0]]), np.concatenate([train_xy[1], val_xy[1]]))
         val_xy = None
-    n_train = min(len(train_xy[0]), cfg.train.train_rows or len(train_xy[0]))
-    task = make_task(get_problem(problem), data.preparer.input_shape, data.preparer.target_shape,
-                     n_train, cfg.train)
+    task = _task(settings, problem, data, len(train_xy[0]))
     return fit(cfg.architecture, cfg.model, task, train_xy, val_xy, cfg.train, seed, epochs=epochs)
+
+
+def _task(settings: Settings, problem: str, data: ProblemData, rows: int):
+    """The training task of ``problem`` on ``rows`` training rows (at most ``train.train_rows``)."""
+    from lstmops.modeling.training import make_task
+
+    train = settings.problems[problem].train
+    n_train = min(rows, train.train_rows or rows)
+    return make_task(get_problem(problem), data.preparer.input_shape, data.preparer.target_shape, n_train, train)
 
 
 def repeat_seed(settings: Settings, problem: str, repeat: int) -> int:
@@ -119,12 +126,10 @@ def run_replicas(settings: Settings, problem: str, root: Path, progress: Any = N
     :func:`run_repeat`, up to float rounding.
     """
     from lstmops.modeling.replicas import fit_replicas
-    from lstmops.modeling.training import make_task
 
     cfg = settings.problems[problem]
     data = load_problem_data(problem, root)
-    n_train = min(len(data.train[0]), cfg.train.train_rows or len(data.train[0]))
-    task = make_task(get_problem(problem), data.preparer.input_shape, data.preparer.target_shape, n_train, cfg.train)
+    task = _task(settings, problem, data, len(data.train[0]))
     repeats = range(settings.evaluate.repeats)
     fits = fit_replicas(cfg.architecture, cfg.model, task, data.train, data.validation, cfg.train,
                         [repeat_seed(settings, problem, r) for r in repeats], progress=progress)

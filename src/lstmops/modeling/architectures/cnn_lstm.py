@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from lstmops.modeling.architectures._common import check_direction, compile_model, lstm_stack, mismatch, model_input
-from lstmops.modeling.architectures.frames import MAX_PATTERN_BITS, FrameConvPool2D, pattern_bits
+from lstmops.modeling.architectures.frames import FrameConvPool2D, window_too_large
 from lstmops.modeling.architectures._heads import PER_EXAMPLE_HEADS, PER_STEP_HEADS, add_head, check_head, per_step
 from lstmops.modeling.architectures.spec import ModelSpec, Task
 
@@ -22,11 +22,9 @@ def _check_frames(spec: ModelSpec, task: Task) -> None:
     if side < spec.pool:
         raise mismatch(NAME, f"frames of {height}x{width} are too small for kernel {spec.kernel} "
                              f"then pool {spec.pool}")
-    bits = pattern_bits(spec.kernel, spec.pool, task.input_shape[-1])
-    if spec.binary_frames and bits > MAX_PATTERN_BITS:
-        raise mismatch(NAME, f"binary_frames looks up windows of (pool + kernel - 1)^2 x channels pixels, at "
-                             f"most {MAX_PATTERN_BITS}; kernel {spec.kernel}, pool {spec.pool} and "
-                             f"{task.input_shape[-1]} channel(s) make {bits}")
+    refusal = window_too_large(spec.kernel, spec.pool, task.input_shape[-1]) if spec.binary_frames else None
+    if refusal:
+        raise mismatch(NAME, f"binary_frames: {refusal}")
 
 
 def build(spec: ModelSpec, task: Task) -> keras.Model:

@@ -110,10 +110,9 @@ class FrameConvPool2D(FrameConv2D):
         self.binary = bool(binary)
 
     def build(self, input_shape):
-        if self.binary and pattern_bits(self.kernel, self.pool, input_shape[-1]) > MAX_PATTERN_BITS:
-            raise ValueError(f"binary frames need a window of at most {MAX_PATTERN_BITS} pixels: kernel "
-                             f"{self.kernel}, pool {self.pool} and {input_shape[-1]} channel(s) make "
-                             f"{pattern_bits(self.kernel, self.pool, input_shape[-1])}")
+        refusal = window_too_large(self.kernel, self.pool, input_shape[-1]) if self.binary else None
+        if refusal:
+            raise ValueError(refusal)
         super().build(input_shape)
 
     def call(self, inputs):
@@ -128,8 +127,7 @@ class FrameConvPool2D(FrameConv2D):
                 out = self.bias
                 for i in range(k):
                     for j in range(k):
-                        r0, c0 = a + i, b + j
-                        view = inputs[..., r0: r0 + p * (rows - 1) + 1: p, c0: c0 + p * (cols - 1) + 1: p, :]
+                        view = self._strided(inputs, a + i, b + j, rows, cols)
                         out = out + ops.matmul(view, self.kernel_weights[i, j])
                 out = self.activation(out)
                 best = out if best is None else ops.maximum(best, out)
@@ -138,7 +136,7 @@ class FrameConvPool2D(FrameConv2D):
     def _looked_up(self, inputs):
         """Each pooled value from a table of every on/off window's output (bit n of the
         pattern number is the window's n-th pixel, rows then columns then channels)."""
-        p, span, channels = self.pool, self.pool + self.kernel - 1, inputs.shape[-1]
+        span, channels = self.pool + self.kernel - 1, inputs.shape[-1]
         rows, cols = self._pooled(inputs.shape[-3], inputs.shape[-2])
         windows = all_windows(span, channels)
         table = ops.reshape(self._computed(ops.convert_to_tensor(windows, dtype=self.compute_dtype)),
@@ -147,11 +145,16 @@ class FrameConvPool2D(FrameConv2D):
         for u in range(span):
             for v in range(span):
                 for ch in range(channels):
-                    view = inputs[..., u: u + p * (rows - 1) + 1: p, v: v + p * (cols - 1) + 1: p, ch]
+                    view = self._strided(inputs, u, v, rows, cols)[..., ch]
                     on = ops.cast(ops.not_equal(view, 0), "int32") * bit
                     code = on if code is None else code + on
                     bit *= 2
         return ops.take(table, code, axis=0)
+
+    def _strided(self, inputs, row: int, col: int, rows: int, cols: int):
+        """Pixels (row + pool*r, col + pool*c) for r < rows, c < cols: one position in every pooling window."""
+        p = self.pool
+        return inputs[..., row: row + p * (rows - 1) + 1: p, col: col + p * (cols - 1) + 1: p, :]
 
     def _pooled(self, height: int, width: int) -> tuple[int, int]:
         return (height - self.kernel + 1) // self.pool, (width - self.kernel + 1) // self.pool
@@ -170,6 +173,15 @@ MAX_PATTERN_BITS = 16  # 65,536 patterns per table
 def pattern_bits(kernel: int, pool: int, channels: int) -> int:
     """Pixels in the window one pooled value of a binary frame depends on."""
     return (pool + kernel - 1) ** 2 * channels
+
+
+def window_too_large(kernel: int, pool: int, channels: int) -> str | None:
+    """Why binary frames cannot be looked up with this kernel, pool and channels, or None when they can."""
+    bits = pattern_bits(kernel, pool, channels)
+    if bits <= MAX_PATTERN_BITS:
+        return None
+    return (f"binary frames look up windows of (pool + kernel - 1)^2 x channels pixels, at most "
+            f"{MAX_PATTERN_BITS} pixels: kernel {kernel}, pool {pool} and {channels} channel(s) make {bits}")
 
 
 def all_windows(span: int, channels: int) -> np.ndarray:
