@@ -316,15 +316,15 @@ def test_side_by_side_processes_share_the_cores(monkeypatch):
 
 
 CACHED_FIT = """
-import hashlib, sys
+import hashlib
 import numpy as np
 from lstmops.modeling.training import use_compile_cache
 use_compile_cache()
 from test_replicas import tiny_problem
+from lstmops.config import TrainSpec
 from lstmops.modeling.replicas import fit_replicas
 task, spec, train, val, _ = tiny_problem("echo")
-fits = fit_replicas("vanilla", spec, task, train, val, __import__("lstmops.config").config.TrainSpec(
-    batch_size=16, epochs=2, patience=2), [11, 12])
+fits = fit_replicas("vanilla", spec, task, train, val, TrainSpec(batch_size=16, epochs=2, patience=2), [11, 12])
 digest = hashlib.sha256()
 for fit in fits:
     for w in fit.model.get_weights():

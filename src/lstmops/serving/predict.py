@@ -30,7 +30,7 @@ import pandas as pd
 from lstmops.errors import DataError, LstmopsError
 from lstmops.modeling import bundle
 from lstmops.modeling.bundle import PREPROCESSING
-from lstmops.modeling.training import compile_cache_dir, use_compile_cache  # noqa: F401 - re-exported
+from lstmops.modeling.training import use_compile_cache
 from lstmops.serving.inputs import reworded, validate_inputs, validate_targets, version_params
 from lstmops.serving.rawio import InputError, row_ids
 from lstmops.registry.versions import ModelVersion, Registry
