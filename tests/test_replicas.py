@@ -355,3 +355,15 @@ def test_compiled_programs_are_cached_between_processes_without_changing_results
     assert run(str(cache)) == first
     assert sorted(p.name for p in cache.iterdir()) == entries  # every program came from the cache
     assert run("off") == first
+
+
+def test_an_unusable_compile_cache_folder_is_named(tmp_path, monkeypatch):
+    """A cache folder that cannot be created is a one-line configuration error, before any training."""
+    from lstmops.errors import ConfigError
+    from lstmops.modeling.training import use_compile_cache
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("LSTMOPS_JAX_CACHE", str(blocker / "jax"))
+    with pytest.raises(ConfigError, match=r"LSTMOPS_JAX_CACHE: cannot keep the compile cache in .*a-file/jax"):
+        use_compile_cache()

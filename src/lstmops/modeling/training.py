@@ -15,6 +15,7 @@ import numpy as np
 
 from lstmops.modeling.architectures import ModelSpec, Task, get_architecture
 from lstmops.config import TrainSpec
+from lstmops.errors import ConfigError
 
 
 def use_default_backend() -> None:
@@ -57,9 +58,13 @@ def use_compile_cache() -> None:
     folder = compile_cache_dir()
     if folder is None or os.environ.get("KERAS_BACKEND") != "jax":
         return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{CACHE_ENV}: cannot keep the compile cache in {folder} ({err.strerror or err}); "
+                          f"set it to a writable folder, or to 'off'") from err
     import jax
 
-    folder.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
