@@ -57,6 +57,18 @@ def changed_metrics() -> list[str]:
     return [line[3:] for line in out.splitlines() if line.endswith((".json", ".csv"))]
 
 
+def cpu_summary() -> dict[str, object]:
+    """The CPU's model name and widest vector extension: XLA's code, and so the build time, depends on both."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    vector = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "older"
+    return {"model": model, "vector_extension": vector}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", choices=("cold", "warm"), default="warm")
@@ -72,7 +84,7 @@ def main() -> None:
         "what": "wall time of `dvc repro -f` in this repository, per stage from DVC's 'Running stage' lines",
         "cache": args.cache, "stages_only": args.stage, "target_s": TARGET_S, "total_s": total,
         "ratio_to_target": round(total / TARGET_S, 3), "per_stage_s": per_stage, "per_kind_s": groups,
-        "changed_metric_files": changed_metrics(), "cpus": os.cpu_count(),
+        "changed_metric_files": changed_metrics(), "cpus": os.cpu_count(), "cpu": cpu_summary(),
         "load_average_at_end": list(os.getloadavg()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
