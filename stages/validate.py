@@ -7,22 +7,18 @@ any violation fails the stage with one line per failing split naming what failed
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
 from lstmops import paths
+from lstmops.cores import usable_cores
 from lstmops.data.io import read_table
 from lstmops.entry import StageError, run_main, stage_args
 from lstmops.problems import get_problem
 from lstmops.data.validation import validate_tables
 
 SPLITS = ("train", "validation", "test")
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _relative(path: str | None, root: Path) -> str | None:
@@ -41,7 +37,7 @@ def main() -> None:
     shutil.rmtree(docs, ignore_errors=True)
     # The splits side by side, one process per core: validation is pure Python.
     tables = {split: read_table(paths.raw_split(problem, split)) for split in SPLITS}
-    reports = validate_tables(tables, contract, suite_prefix=problem, docs_dir=docs, workers=_cores())
+    reports = validate_tables(tables, contract, suite_prefix=problem, docs_dir=docs, workers=usable_cores())
     summary = {"success": all(r.success for r in reports.values())}
     summary |= {split: r.to_dict() | {"docs": _relative(r.docs_index, ctx.root)} for split, r in reports.items()}
     result = paths.validation_result(problem)

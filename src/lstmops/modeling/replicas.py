@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from lstmops.config import TrainSpec
+from lstmops.cores import usable_cores
 from lstmops.errors import ConfigError
 from lstmops.modeling.architectures import ModelSpec, Task, get_architecture
 from lstmops.modeling.training import FitResult, device_info, fit, set_seed, use_default_backend
@@ -177,11 +178,6 @@ def _nanmean(values: np.ndarray) -> float:
 
 
 THREADS_ENV = "LSTMOPS_REPLICA_THREADS"
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def share_of_cores(processes: int) -> dict[str, str]:
