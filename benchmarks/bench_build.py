@@ -63,8 +63,11 @@ def cpu_summary() -> dict[str, object]:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
         return {}
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    fields: dict[str, str] = {}
+    for line in text.splitlines():  # the first processor's block is enough: all cores are alike
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    model, flags = fields.get("model name", ""), fields.get("flags", "").split()
     vector = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "older"
     return {"model": model, "vector_extension": vector}
 
